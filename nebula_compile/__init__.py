@@ -1,0 +1,3 @@
+"""Nebula's compiler: nebula.yaml in, validated spec and infrastructure out."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,56 @@
+"""The in-process API: what the CLI calls, and what tests and tools call directly.
+
+The pipeline is the ordered tuple of passes below. Each pass reports all of its
+diagnostics; the pipeline stops after the first pass that found an error.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from nebula_compile.diagnostics import Diagnostic, has_errors
+from nebula_compile.resolve import Resolved, check_rules, resolve
+from nebula_compile.source import Document, load, load_text
+from nebula_compile.spec import Spec, validate
+
+
+@dataclass(frozen=True)
+class Validation:
+    """The outcome of `nebula validate`: the resolved spec when it is valid."""
+
+    document: Document
+    resolved: Resolved | None
+    diagnostics: tuple[Diagnostic, ...]
+
+    @property
+    def ok(self) -> bool:
+        return self.resolved is not None and not has_errors(self.diagnostics)
+
+    @property
+    def spec(self) -> Spec | None:
+        return self.resolved.spec if self.resolved else None
+
+
+def check(document: Document) -> Validation:
+    """schema -> references -> rules, stopping after the first pass with errors."""
+    found: list[Diagnostic] = list(document.diagnostics)
+    if has_errors(found) or document.value is None:
+        return Validation(document, None, tuple(found))
+    spec, schema_diagnostics = validate(document)
+    found.extend(schema_diagnostics)
+    if spec is None or has_errors(found):
+        return Validation(document, None, tuple(found))
+    resolved, reference_diagnostics = resolve(spec, document.sourcemap)
+    found.extend(reference_diagnostics)
+    if has_errors(found):
+        return Validation(document, None, tuple(found))
+    found.extend(check_rules(resolved, document.sourcemap))
+    return Validation(document, resolved if not has_errors(found) else None, tuple(found))
+
+
+def validate_path(path: str) -> Validation:
+    return check(load(path))
+
+
+def validate_text(text: str, file: str = "nebula.yaml") -> Validation:
+    return check(load_text(text, file))

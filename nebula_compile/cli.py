@@ -1,0 +1,185 @@
+"""The `nebula` command: parse arguments, call the API, render, set the exit code.
+
+Exit codes: 0 ok, 1 a user error (invalid config, missing file), 2 bad usage,
+3 an internal error (a bug: only then does a traceback reach the user).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+import traceback
+from collections.abc import Sequence
+from importlib import resources
+
+from nebula_compile import __version__
+from nebula_compile.api import Validation, validate_path
+from nebula_compile.output import write_text_atomic
+from nebula_compile.render import render_json, render_text, summary
+from nebula_compile.spec.schema import render_schema
+
+EXIT_OK, EXIT_USER, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+
+
+def _color(stream: object, flag: str) -> bool:
+    if flag == "always":
+        return True
+    if flag == "never" or os.environ.get("NO_COLOR"):
+        return False
+    return bool(getattr(stream, "isatty", lambda: False)())
+
+
+def _counts(validation: Validation) -> str:
+    spec = validation.spec
+    if spec is None:
+        return ""
+    projects = spec.projects.values()
+
+    def count(n: int, word: str) -> str:
+        return f"{n} {word}{'' if n == 1 else 's'}"
+
+    return ", ".join(
+        (
+            count(len(spec.projects), "project"),
+            count(sum(len(p.datasets) for p in projects), "dataset"),
+            count(sum(len(p.models) for p in projects), "model"),
+            count(sum(len(p.deployments) for p in projects), "deployment"),
+            count(len(spec.environments), "environment"),
+        )
+    )
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    validation = validate_path(args.path)
+    diagnostics = validation.diagnostics
+    failed = not validation.ok or (args.warnings_as_errors and bool(diagnostics))
+    if args.format == "json":
+        sys.stdout.write(render_json(diagnostics, file=args.path))
+        return EXIT_USER if failed else EXIT_OK
+    color = _color(sys.stderr, args.color)
+    if diagnostics:
+        sys.stderr.write(render_text(diagnostics, validation.document.sources, color=color, limit=args.max_errors))
+        sys.stderr.write("\n")
+    if failed:
+        sys.stderr.write(f"{args.path}: invalid ({summary(diagnostics)})\n")
+        return EXIT_USER
+    note = f" ({summary(diagnostics)})" if diagnostics else ""
+    sys.stdout.write(f"{args.path}: valid: {_counts(validation)}{note}\n")
+    return EXIT_OK
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    text = render_schema()
+    if args.check:
+        try:
+            with open(args.check, encoding="utf-8") as handle:
+                current = handle.read()
+        except OSError as err:
+            sys.stderr.write(f"error: cannot read {args.check}: {err.strerror}\n")
+            return EXIT_USER
+        if current != text:
+            sys.stderr.write(f"{args.check} is out of date; run 'nebula schema --out {args.check}'\n")
+            return EXIT_USER
+        sys.stdout.write(f"{args.check} is up to date\n")
+        return EXIT_OK
+    if args.out:
+        write_text_atomic(args.out, text)
+        sys.stdout.write(f"wrote {args.out}\n")
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
+
+
+def _project_name(directory: str) -> str:
+    base = os.path.basename(os.path.abspath(directory)).lower()
+    name = re.sub(r"[^a-z0-9-]+", "-", base).strip("-")[:40].strip("-")
+    return name if name and name[0].isalpha() else "my-project"
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    target = os.path.join(args.directory, "nebula.yaml")
+    if os.path.exists(target) and not args.force:
+        sys.stderr.write(f"error: {target} exists; pass --force to overwrite it\n")
+        return EXIT_USER
+    name = args.name or _project_name(args.directory)
+    if not re.match(r"^[a-z]([-a-z0-9]*[a-z0-9])?$", name) or len(name) > 40:
+        sys.stderr.write(f"error: '{name}' is not a valid project name; use lowercase letters, digits and '-'\n")
+        return EXIT_USAGE
+    template = resources.files("nebula_compile").joinpath("templates/init.yaml").read_text(encoding="utf-8")
+    write_text_atomic(os.path.join(args.directory, "nebula.schema.json"), render_schema())
+    write_text_atomic(target, template.replace("{{project}}", name))
+    sys.stdout.write(
+        f"wrote {target} and nebula.schema.json\n"
+        f"next: edit it, then run 'nebula validate {target}'\n"
+    )
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="nebula",
+        description="GitOps for machine learning: validate, compile and apply nebula.yaml.",
+        epilog="exit codes: 0 ok, 1 invalid input, 2 bad usage, 3 internal error",
+    )
+    parser.add_argument("--version", action="version", version=f"nebula {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    validate = sub.add_parser(
+        "validate",
+        help="check nebula.yaml: schema, references and rules",
+        description="Check a configuration and report every problem with file:line:col.",
+    )
+    validate.add_argument("path", nargs="?", default="nebula.yaml", help="configuration file (default: ./nebula.yaml)")
+    validate.add_argument("--format", choices=("text", "json"), default="text", help="output format (default: text)")
+    validate.add_argument("--max-errors", type=int, default=50, metavar="N", help="show at most N diagnostics (default: 50)")
+    validate.add_argument("--warnings-as-errors", action="store_true", help="fail when there are warnings")
+    validate.add_argument("--color", choices=("auto", "always", "never"), default="auto", help="colored output")
+    validate.set_defaults(func=cmd_validate)
+
+    schema = sub.add_parser(
+        "schema",
+        help="print the JSON Schema of nebula.yaml",
+        description="Print or write the JSON Schema that editors use to complete and check nebula.yaml.",
+    )
+    group = schema.add_mutually_exclusive_group()
+    group.add_argument("--out", metavar="FILE", help="write to FILE instead of standard output")
+    group.add_argument("--check", metavar="FILE", help="exit 1 if FILE differs from the current schema")
+    schema.set_defaults(func=cmd_schema)
+
+    init = sub.add_parser(
+        "init",
+        help="write a small working nebula.yaml",
+        description="Write a small working nebula.yaml (and its JSON Schema) into DIRECTORY.",
+    )
+    init.add_argument("directory", nargs="?", default=".", help="where to write it (default: .)")
+    init.add_argument("--name", help="project name (default: the directory's name)")
+    init.add_argument("--force", action="store_true", help="overwrite an existing nebula.yaml")
+    init.set_defaults(func=cmd_init)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.func(args)
+        return code
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+    except Exception:  # a bug: say so, and show where
+        sys.stderr.write(
+            "internal error: this is a bug in nebula, not in your configuration; "
+            "please report it with the traceback below\n"
+        )
+        traceback.print_exc()
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,229 @@
+"""validate: a loaded Document -> a typed Spec, or diagnostics that point at lines.
+
+pydantic does the checking; this pass translates each of its errors into a
+diagnostic with a stable code, a message in the language's own words, the
+position of the offending key or value, and a hint (the closest valid name,
+the allowed values, or how to write a secret reference).
+"""
+
+from __future__ import annotations
+
+import re
+import types
+import typing
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic import BaseModel, Tag, ValidationError
+
+from nebula_compile.diagnostics import Diagnostic, Path, did_you_mean, format_path, one_of
+from nebula_compile.source.load import Document
+from nebula_compile.source.sourcemap import SourceMap
+from nebula_compile.spec import types as value_types
+from nebula_compile.spec.models import Spec
+
+_KINDS = {
+    "projects": "project",
+    "environments": "environment",
+    "connections": "connection",
+    "roles": "role",
+    "datasets": "dataset",
+    "preprocessing": "preprocessing step",
+    "notebooks": "notebook",
+    "models": "model",
+    "deployments": "deployment",
+    "variants": "variant",
+    "alerts": "alert",
+    "columns": "column",
+    "keys": "API key",
+    "overrides": "override for project",
+}
+
+_HINTS = {
+    "duration": "write a number and a unit: 30s, 5m, 1h, 7d (units ms, s, m, h, d, w)",
+    "quantity": "write CPU as cores (2, 0.5) or millicores (500m), memory as 512Mi or 4Gi",
+    "gate": "write METRIC OP NUMBER, e.g. 'roc_auc >= 0.8'",
+    "permission": "write RESOURCE:ACTION; resources: "
+    + ", ".join(value_types.RESOURCES)
+    + "; actions: "
+    + ", ".join(value_types.ACTIONS),
+}
+
+
+def anchor(path: Path) -> tuple[str, Path]:
+    """(`model 'churn-gb'`, rest of the path) for a path inside that model."""
+    for index in range(len(path) - 2, -1, -1):
+        section = path[index]
+        if isinstance(section, str) and section in _KINDS:
+            return f"{_KINDS[section]} '{path[index + 1]}'", path[index + 2 :]
+    if path and isinstance(path[0], str):
+        return f"section '{path[0]}'", path[1:]
+    return "the top level", ()
+
+
+def describe(path: Path) -> str:
+    return anchor(path)[0]
+
+
+def _unwrap(tp: Any) -> list[Any]:
+    """Concrete alternatives of a type: Annotated, Optional and Union removed."""
+    origin = typing.get_origin(tp)
+    if origin is typing.Annotated:
+        return _unwrap(typing.get_args(tp)[0])
+    if origin is typing.Union or origin is types.UnionType:
+        out: list[Any] = []
+        for arg in typing.get_args(tp):
+            out.extend(_unwrap(arg))
+        return out
+    return [tp]
+
+
+def _tagged(tp: Any, tag: str) -> Any | None:
+    """The union member annotated with pydantic `Tag(tag)`, if any."""
+    origin = typing.get_origin(tp)
+    if origin is typing.Annotated:
+        inner, *meta = typing.get_args(tp)
+        if any(isinstance(m, Tag) and m.tag == tag for m in meta):
+            return inner
+        return _tagged(inner, tag)
+    if origin is typing.Union or origin is types.UnionType:
+        for arg in typing.get_args(tp):
+            found = _tagged(arg, tag)
+            if found is not None:
+                return found
+    return None
+
+
+def _field(model: type[BaseModel], name: str) -> Any | None:
+    for field_name, info in model.model_fields.items():
+        if name in (field_name, info.alias):
+            return info.annotation
+    return None
+
+
+def _step(tp: Any, segment: str | int) -> Any | None:
+    if isinstance(segment, str):
+        tagged = _tagged(tp, segment)
+        if tagged is not None:
+            return tagged
+    for alt in _unwrap(tp):
+        origin = typing.get_origin(alt)
+        if origin is dict and isinstance(segment, str):
+            return typing.get_args(alt)[1]
+        if origin is list and isinstance(segment, int):
+            return typing.get_args(alt)[0]
+        if isinstance(alt, type) and issubclass(alt, BaseModel) and isinstance(segment, str):
+            found = _field(alt, segment)
+            if found is not None:
+                return found
+            literal = alt.model_fields.get("type")
+            if literal is not None and segment in typing.get_args(literal.annotation):
+                return alt
+    return None
+
+
+def keys_at(loc: Sequence[str | int]) -> list[str]:
+    """The keys the language accepts at a pydantic error location."""
+    tp: Any = Spec
+    for segment in loc:
+        tp = _step(tp, segment)
+        if tp is None:
+            return []
+    keys: list[str] = []
+    for alt in _unwrap(tp):
+        if isinstance(alt, type) and issubclass(alt, BaseModel):
+            keys.extend(info.alias or name for name, info in alt.model_fields.items())
+    return sorted(set(keys))
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, bool):
+        return f"boolean {str(value).lower()}"
+    if isinstance(value, str):
+        return f"string '{value}'"
+    return f"{type(value).__name__} {value}"
+
+
+def _expected(ctx: dict[str, Any]) -> list[str]:
+    return re.findall(r"'([^']*)'", str(ctx.get("expected", "")))
+
+
+def _diagnostic(error: Any, sourcemap: SourceMap) -> Diagnostic:
+    kind: str = error["type"]
+    loc: tuple[str | int, ...] = tuple(error["loc"])
+    ctx: dict[str, Any] = error.get("ctx") or {}
+    value = error.get("input")
+    located = sourcemap.locate(loc, key=kind == "extra_forbidden")
+    span = located.span if located else None
+    path = located.path if located else loc
+    where, rest = anchor(path)
+    label = format_path(rest) or "value"
+    name = str(loc[-1]) if loc else ""
+    if kind == "extra_forbidden":
+        allowed = keys_at(loc[:-1])
+        hint = did_you_mean(name, allowed) or (f"allowed keys: {one_of(allowed, 40)}" if allowed else None)
+        return Diagnostic("NEB201", f"unknown key '{name}' in {describe(path[:-1] if path else path)}", span, hint, path=path)
+    if kind == "missing":
+        return Diagnostic("NEB202", f"{where} is missing required key '{name}'", span, f"add '{name}:'", path=path)
+    if kind == "union_tag_not_found":
+        tags = [t.strip(" '") for t in str(ctx.get("expected_tags", "")).split(",")]
+        return Diagnostic(
+            "NEB202", f"{where} is missing required key 'type'", span, f"set type: to one of {one_of(tags)}", path=path
+        )
+    if kind == "union_tag_invalid":
+        tags = [t.strip(" '") for t in str(ctx.get("expected_tags", "")).split(",")]
+        tag = str(ctx.get("tag", ""))
+        located_type = sourcemap.locate((*loc, "type"))
+        return Diagnostic(
+            "NEB205",
+            f"unknown type '{tag}' for {where}",
+            located_type.span if located_type else span,
+            did_you_mean(tag, tags) or f"one of {one_of(tags)}",
+            path=path,
+        )
+    if kind in ("literal_error", "enum"):
+        choices = _expected(ctx)
+        hint = (did_you_mean(value, choices) if isinstance(value, str) else None) or f"one of {one_of(choices)}"
+        return Diagnostic("NEB205", f"{_shown(value)} is not a valid '{label}' for {where}", span, hint, path=path)
+    if kind == "literal_secret":
+        return Diagnostic(
+            "NEB204",
+            f"'{label}' of {where} is a literal secret; secrets are written by reference",
+            span,
+            f"write {label}: {{secret: NAME}} to read it from the secret store, or {label}: {{env: VAR}} "
+            "to read it from an environment variable; then remove the value from git history",
+            path=path,
+        )
+    if kind in _HINTS:
+        return Diagnostic("NEB203", f"{error['msg']} ('{label}' of {where})", span, _HINTS[kind], path=path)
+    if kind in ("model_type", "dict_type", "model_attributes_type"):
+        return Diagnostic("NEB203", f"'{label}' of {where} must be a mapping, not {_shown(value)}", span, path=path)
+    if kind == "list_type":
+        return Diagnostic("NEB203", f"'{label}' of {where} must be a list, not {_shown(value)}", span, path=path)
+    message = str(error["msg"])
+    message = message[0].lower() + message[1:] if message else message
+    return Diagnostic("NEB203", f"'{label}' of {where}: {message}, got {_shown(value)}", span, path=path)
+
+
+def validate(document: Document) -> tuple[Spec | None, tuple[Diagnostic, ...]]:
+    """The schema pass. Never raises for a user mistake."""
+    if document.value is None:
+        return None, ()
+    try:
+        return Spec.model_validate(document.value), ()
+    except ValidationError as err:
+        seen: set[tuple[str, str | None, str]] = set()
+        out: list[Diagnostic] = []
+        for error in err.errors(include_url=False):
+            diagnostic = _diagnostic(error, document.sourcemap)
+            key = (diagnostic.code, str(diagnostic.span), format_path(diagnostic.path))
+            if key not in seen:
+                seen.add(key)
+                out.append(diagnostic)
+        return None, tuple(out)
