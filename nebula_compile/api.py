@@ -6,6 +6,9 @@ diagnostics; the pipeline stops after the first pass that found an error.
 
 from __future__ import annotations
 
+import contextlib
+import gc
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from nebula_compile.diagnostics import Diagnostic, has_errors
@@ -48,9 +51,28 @@ def check(document: Document) -> Validation:
     return Validation(document, resolved if not has_errors(found) else None, tuple(found))
 
 
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while a config is loaded and checked.
+
+    The passes allocate many small objects that all stay alive until the end;
+    collecting meanwhile finds nothing and, for a large config, costs a third of
+    the time. Reference counting still frees everything as usual.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def validate_path(path: str) -> Validation:
-    return check(load(path))
+    with _gc_paused():
+        return check(load(path))
 
 
 def validate_text(text: str, file: str = "nebula.yaml") -> Validation:
-    return check(load_text(text, file))
+    with _gc_paused():
+        return check(load_text(text, file))

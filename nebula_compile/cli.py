@@ -110,10 +110,7 @@ def cmd_init(args: argparse.Namespace) -> int:
     template = resources.files("nebula_compile").joinpath("templates/init.yaml").read_text(encoding="utf-8")
     write_text_atomic(os.path.join(args.directory, "nebula.schema.json"), render_schema())
     write_text_atomic(target, template.replace("{{project}}", name))
-    sys.stdout.write(
-        f"wrote {target} and nebula.schema.json\n"
-        f"next: edit it, then run 'nebula validate {target}'\n"
-    )
+    sys.stdout.write(f"wrote {target} and nebula.schema.json\nnext: edit it, then run 'nebula validate {target}'\n")
     return EXIT_OK
 
 
@@ -134,7 +131,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     validate.add_argument("path", nargs="?", default="nebula.yaml", help="configuration file (default: ./nebula.yaml)")
     validate.add_argument("--format", choices=("text", "json"), default="text", help="output format (default: text)")
-    validate.add_argument("--max-errors", type=int, default=50, metavar="N", help="show at most N diagnostics (default: 50)")
+    validate.add_argument(
+        "--max-errors", type=int, default=50, metavar="N", help="show at most N diagnostics (default: 50)"
+    )
     validate.add_argument("--warnings-as-errors", action="store_true", help="fail when there are warnings")
     validate.add_argument("--color", choices=("auto", "always", "never"), default="auto", help="colored output")
     validate.set_defaults(func=cmd_validate)

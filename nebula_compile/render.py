@@ -90,7 +90,9 @@ def as_dict(diagnostic: Diagnostic) -> dict[str, object]:
         "end_line": span.end_line if span else None,
         "end_column": span.end_column if span else None,
         "path": format_path(diagnostic.path) or None,
-        "notes": [{"message": note, "file": s.file, "line": s.line, "column": s.column} for note, s in diagnostic.notes],
+        "notes": [
+            {"message": note, "file": s.file, "line": s.line, "column": s.column} for note, s in diagnostic.notes
+        ],
     }
 
 

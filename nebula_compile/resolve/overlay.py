@@ -61,7 +61,9 @@ def overlay(spec: Spec, environment: str) -> Spec:
     for pname, project in spec.projects.items():
         override = env.overrides.get(pname)
         deployments = {
-            name: d for name, d in project.deployments.items() if d.environments is None or environment in d.environments
+            name: d
+            for name, d in project.deployments.items()
+            if d.environments is None or environment in d.environments
         }
         notebooks: dict[str, Notebook] = {
             name: n for name, n in project.notebooks.items() if n.environments is None or environment in n.environments

@@ -12,6 +12,7 @@ is checked against the dataset's declared schema.
 from __future__ import annotations
 
 import ast
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -47,12 +48,15 @@ class _Context:
         pool = sorted(known)
         if name in pool:
             return True
-        hint = did_you_mean(name, pool) or (f"known {kind}s: {one_of(pool)}" if pool else f"no {kind} is declared{scope}")
+        hint = did_you_mean(name, pool) or (
+            f"known {kind}s: {one_of(pool)}" if pool else f"no {kind} is declared{scope}"
+        )
         self.report("NEB301", f"unknown {kind} '{name}'{scope}", path, hint)
         return False
 
 
-def parse_expression(expression: str) -> tuple[set[str] | None, str | None]:
+@functools.lru_cache(maxsize=4096)
+def parse_expression(expression: str) -> tuple[frozenset[str] | None, str | None]:
     """Column names an arithmetic feature expression reads, or an error message."""
     try:
         tree = ast.parse(expression, mode="eval")
@@ -79,7 +83,7 @@ def parse_expression(expression: str) -> tuple[set[str] | None, str | None]:
             | ast.IfExp,
         ):
             return None, f"'{type(node).__name__}' is not allowed in a feature expression"
-    return names - EXPRESSION_FUNCTIONS, None
+    return frozenset(names - EXPRESSION_FUNCTIONS), None
 
 
 def _columns(columns: Mapping[str, Column]) -> dict[str, str] | None:
@@ -113,9 +117,17 @@ def _resolve_preprocessing(
         source = steps[step].input
         if source == step:
             ctx.report("NEB302", f"preprocessing step '{step}' reads itself", (*base, "preprocessing", step, "input"))
-        elif ctx.reference("dataset or preprocessing step", source, known, (*base, "preprocessing", step, "input"), f" in project '{name}'"):
-            if source in steps:
-                visit(source, (*trail, step))
+        elif (
+            ctx.reference(
+                "dataset or preprocessing step",
+                source,
+                known,
+                (*base, "preprocessing", step, "input"),
+                f" in project '{name}'",
+            )
+            and source in steps
+        ):
+            visit(source, (*trail, step))
         state[step] = 2
         if source in roots and source != step:
             roots[step] = roots[source]
@@ -127,7 +139,9 @@ def _resolve_preprocessing(
     return roots, columns, order
 
 
-def _step_columns(ctx: _Context, step: Preprocessing, available: dict[str, str] | None, base: Path) -> dict[str, str] | None:
+def _step_columns(
+    ctx: _Context, step: Preprocessing, available: dict[str, str] | None, base: Path
+) -> dict[str, str] | None:
     columns = dict(available) if available is not None else None
 
     def check(column: str, path: Path) -> None:
@@ -143,7 +157,12 @@ def _step_columns(ctx: _Context, step: Preprocessing, available: dict[str, str] 
     for feature, expression in step.features.items():
         names, error = parse_expression(expression)
         if error is not None:
-            ctx.report("NEB224", error, (*base, "features", feature), "use arithmetic over column names, e.g. 'charges / (tenure + 1)'")
+            ctx.report(
+                "NEB224",
+                error,
+                (*base, "features", feature),
+                "use arithmetic over column names, e.g. 'charges / (tenure + 1)'",
+            )
             continue
         for column in sorted(names or ()):
             check(column, (*base, "features", feature))
@@ -174,7 +193,12 @@ def resolve(spec: Spec, sourcemap: SourceMap) -> tuple[Resolved, tuple[Diagnosti
         scope = f" in project '{pname}'"
         for dname, dataset in project.datasets.items():
             if dataset.source.connection is not None:
-                ctx.reference("connection", dataset.source.connection, spec.connections, (*base, "datasets", dname, "source", "connection"))
+                ctx.reference(
+                    "connection",
+                    dataset.source.connection,
+                    spec.connections,
+                    (*base, "datasets", dname, "source", "connection"),
+                )
         step_roots, step_columns, step_order = _resolve_preprocessing(ctx, pname, project, base)
         order[pname] = tuple(step_order)
         for data_name, root in step_roots.items():
@@ -219,7 +243,13 @@ def resolve(spec: Spec, sourcemap: SourceMap) -> tuple[Resolved, tuple[Diagnosti
                     continue
                 variants = project.deployments[dname].effective_variants()
                 for vname in deployment_override.traffic or {}:
-                    ctx.reference("variant", vname, variants, (*path, "deployments", dname, "traffic", vname), f" in deployment '{dname}'")
+                    ctx.reference(
+                        "variant",
+                        vname,
+                        variants,
+                        (*path, "deployments", dname, "traffic", vname),
+                        f" in deployment '{dname}'",
+                    )
             for mname in override.models:
                 ctx.reference("model", mname, project.models, (*path, "models", mname), scope)
             for nname in override.notebooks:

@@ -42,9 +42,7 @@ class Check:
         self.diagnostics.append(Diagnostic(code, message, self.sourcemap.span(path, key=key), hint, path=path))
 
     def warn(self, code: str, message: str, path: Path, hint: str | None = None) -> None:
-        self.diagnostics.append(
-            Diagnostic(code, message, self.sourcemap.span(path), hint, Severity.WARNING, path=path)
-        )
+        self.diagnostics.append(Diagnostic(code, message, self.sourcemap.span(path), hint, Severity.WARNING, path=path))
 
 
 def _models(spec: Spec) -> Iterator[tuple[str, str, Model, Path]]:
@@ -122,7 +120,9 @@ def check_names(c: Check) -> None:
             path = (*base, "deployments", dname)
             label(dname, "deployment", path)
             if DNS_LABEL.match(dname) and not dname[0].isalpha():
-                c.error("NEB210", f"deployment name '{dname}' must start with a letter (it names a Service)", path, key=True)
+                c.error(
+                    "NEB210", f"deployment name '{dname}' must start with a letter (it names a Service)", path, key=True
+                )
             for vname in deployment.variants:
                 vpath = (*path, "variants", vname)
                 label(vname, "variant", vpath)
@@ -140,7 +140,12 @@ def _traffic(c: Check, deployment: Deployment, path: Path, where: str, traffic_p
     variants = deployment.effective_variants()
     if len(variants) > 1 and any(v.traffic is None for v in variants.values()):
         missing = sorted(n for n, v in variants.items() if v.traffic is None)
-        c.error("NEB211", f"variants {one_of(missing)} of deployment{where} have no traffic share", path, "give each variant 'traffic:' in percent")
+        c.error(
+            "NEB211",
+            f"variants {one_of(missing)} of deployment{where} have no traffic share",
+            path,
+            "give each variant 'traffic:' in percent",
+        )
         return
     total = sum(v.traffic if v.traffic is not None else 100 for v in variants.values())
     if variants and total != 100:
@@ -158,20 +163,47 @@ def check_deployments(c: Check) -> None:
     spec = c.spec
     for _pname, dname, deployment, path in _deployments(spec):
         if deployment.model is not None and deployment.variants:
-            c.error("NEB211", f"deployment '{dname}' sets both 'model' and 'variants'", (*path, "model"), "use 'model' for one model, 'variants' for an A/B split", key=True)
+            c.error(
+                "NEB211",
+                f"deployment '{dname}' sets both 'model' and 'variants'",
+                (*path, "model"),
+                "use 'model' for one model, 'variants' for an A/B split",
+                key=True,
+            )
             continue
         if deployment.model is None and not deployment.variants:
-            c.error("NEB211", f"deployment '{dname}' serves nothing", path, "add 'model: NAME', or 'variants:' for an A/B split", key=True)
+            c.error(
+                "NEB211",
+                f"deployment '{dname}' serves nothing",
+                path,
+                "add 'model: NAME', or 'variants:' for an A/B split",
+                key=True,
+            )
             continue
         if deployment.version is not None and deployment.model is None:
-            c.error("NEB211", f"'version' of deployment '{dname}' belongs with 'model'", (*path, "version"), "set 'version' inside each variant", key=True)
+            c.error(
+                "NEB211",
+                f"'version' of deployment '{dname}' belongs with 'model'",
+                (*path, "version"),
+                "set 'version' inside each variant",
+                key=True,
+            )
         _traffic(c, deployment, path, f" '{dname}'")
         _autoscaling(c, deployment, path, f"deployment '{dname}'")
         if deployment.target != "kubernetes":
             if deployment.autoscaling is not None:
-                c.warn("NEB222", f"autoscaling of deployment '{dname}' is ignored for target {deployment.target}", (*path, "autoscaling"), "serverless functions scale by themselves")
+                c.warn(
+                    "NEB222",
+                    f"autoscaling of deployment '{dname}' is ignored for target {deployment.target}",
+                    (*path, "autoscaling"),
+                    "serverless functions scale by themselves",
+                )
         elif deployment.serverless is not None:
-            c.warn("NEB222", f"'serverless' settings of deployment '{dname}' apply only to serverless targets", (*path, "serverless"))
+            c.warn(
+                "NEB222",
+                f"'serverless' settings of deployment '{dname}' apply only to serverless targets",
+                (*path, "serverless"),
+            )
 
     for ename, environment in spec.environments.items():
         if not environment.overrides:
@@ -181,9 +213,10 @@ def check_deployments(c: Check) -> None:
             if pname not in view.projects:
                 continue
             for dname, deployment_override in override.deployments.items():
-                deployment = view.projects[pname].deployments.get(dname)
-                if deployment is None:
+                overridden = view.projects[pname].deployments.get(dname)
+                if overridden is None:
                     continue
+                deployment = overridden
                 opath = ("environments", ename, "overrides", pname, "deployments", dname)
                 if deployment_override.traffic:
                     _traffic(c, deployment, opath, f" '{dname}' in environment '{ename}'", (*opath, "traffic"))
@@ -196,46 +229,100 @@ def _autoscaling(c: Check, deployment: Deployment, path: Path, where: str) -> No
     if scaling is None:
         return
     if scaling.min > scaling.max:
-        c.error("NEB221", f"autoscaling of {where} has min {scaling.min} above max {scaling.max}", (*path, "autoscaling"), "make min <= max")
+        c.error(
+            "NEB221",
+            f"autoscaling of {where} has min {scaling.min} above max {scaling.max}",
+            (*path, "autoscaling"),
+            "make min <= max",
+        )
     elif "replicas" in deployment.model_fields_set and not scaling.min <= deployment.replicas <= scaling.max:
-        c.warn("NEB221", f"replicas {deployment.replicas} of {where} lie outside autoscaling bounds {scaling.min}..{scaling.max}", (*path, "replicas"), "the autoscaler sets the replica count; remove 'replicas' or widen the bounds")
+        c.warn(
+            "NEB221",
+            f"replicas {deployment.replicas} of {where} lie outside autoscaling bounds {scaling.min}..{scaling.max}",
+            (*path, "replicas"),
+            "the autoscaler sets the replica count; remove 'replicas' or widen the bounds",
+        )
 
 
 def check_models(c: Check) -> None:
     """Algorithm fits task; params fit algorithm; metrics, gates and tuning fit the model."""
-    for _pname, mname, model, path in _models(c.spec):
+    for pname, mname, model, path in _models(c.spec):
         tasks = catalog.ALGORITHM_TASKS[model.algorithm]
         if model.task is None and len(tasks) > 1:
-            c.error("NEB213", f"model '{mname}' needs a task: {model.algorithm} does {' or '.join(tasks)}", path, f"add 'task: {tasks[0]}'", key=True)
+            c.error(
+                "NEB213",
+                f"model '{mname}' needs a task: {model.algorithm} does {' or '.join(tasks)}",
+                path,
+                f"add 'task: {tasks[0]}'",
+                key=True,
+            )
             continue
         task = task_of(model)
         if task not in tasks:
             fitting = sorted(a for a, t in catalog.ALGORITHM_TASKS.items() if task in t)
-            c.error("NEB213", f"algorithm '{model.algorithm}' does not do {task}", (*path, "algorithm"), f"for {task} use one of {one_of(fitting)}")
+            c.error(
+                "NEB213",
+                f"algorithm '{model.algorithm}' does not do {task}",
+                (*path, "algorithm"),
+                f"for {task} use one of {one_of(fitting)}",
+            )
             continue
         assert task is not None
         framework = model.framework or ("torch" if model.algorithm == "neural_network" else "sklearn")
         if framework == "torch" and model.algorithm != "neural_network":
-            c.error("NEB226", f"framework torch runs neural_network models only, not {model.algorithm}", (*path, "framework"), "remove 'framework' to use scikit-learn")
+            c.error(
+                "NEB226",
+                f"framework torch runs neural_network models only, not {model.algorithm}",
+                (*path, "framework"),
+                "remove 'framework' to use scikit-learn",
+            )
         if task in catalog.SUPERVISED and model.target is None:
-            c.error("NEB218", f"model '{mname}' does {task} and needs a target column", path, "add 'target: COLUMN'", key=True)
+            c.error(
+                "NEB218",
+                f"model '{mname}' does {task} and needs a target column",
+                path,
+                "add 'target: COLUMN'",
+                key=True,
+            )
         elif task not in catalog.SUPERVISED and model.target is not None:
             c.warn("NEB218", f"model '{mname}' does {task}, which ignores 'target'", (*path, "target"))
         accepted = catalog.ALGORITHM_PARAMS[model.algorithm]
         for name in model.params.given():
             if name not in accepted:
-                c.error("NEB216", f"{model.algorithm} takes no parameter '{name}'", (*path, "params", name), did_you_mean(name, accepted) or f"it takes {one_of(accepted, 20)}", key=True)
+                c.error(
+                    "NEB216",
+                    f"{model.algorithm} takes no parameter '{name}'",
+                    (*path, "params", name),
+                    did_you_mean(name, accepted) or f"it takes {one_of(accepted, 20)}",
+                    key=True,
+                )
         valid_metrics = catalog.TASK_METRICS[task]
         for i, metric in enumerate(model.metrics or ()):
             if metric not in valid_metrics:
-                c.error("NEB214", f"metric '{metric}' does not measure {task}", (*path, "metrics", i), f"{task} metrics: {one_of(valid_metrics)}")
+                c.error(
+                    "NEB214",
+                    f"metric '{metric}' does not measure {task}",
+                    (*path, "metrics", i),
+                    f"{task} metrics: {one_of(valid_metrics)}",
+                )
         declared = metrics_of(model)
         for i, gate in enumerate(model.gates):
             if gate.metric not in declared:
-                hint = did_you_mean(gate.metric, declared) or f"declared metrics: {one_of(declared)}; add it to 'metrics:'"
-                c.error("NEB215", f"gate '{gate}' names metric '{gate.metric}', which model '{mname}' does not compute", (*path, "gates", i), hint)
+                hint = (
+                    did_you_mean(gate.metric, declared) or f"declared metrics: {one_of(declared)}; add it to 'metrics:'"
+                )
+                c.error(
+                    "NEB215",
+                    f"gate '{gate}' names metric '{gate.metric}', which model '{mname}' does not compute",
+                    (*path, "gates", i),
+                    hint,
+                )
         if model.resources.gpu and framework == "sklearn":
-            c.warn("NEB225", f"model '{mname}' asks for {model.resources.gpu} GPU(s), but scikit-learn does not use GPUs", (*path, "resources", "gpu"))
+            c.warn(
+                "NEB225",
+                f"model '{mname}' asks for {model.resources.gpu} GPU(s), but scikit-learn does not use GPUs",
+                (*path, "resources", "gpu"),
+            )
         if model.tuning is not None:
             _tuning(c, model, path, task, accepted, declared)
         if model.retraining is not None and model.retraining.schedule is not None:
@@ -243,37 +330,67 @@ def check_models(c: Check) -> None:
         if model.retraining is not None and model.retraining.on_drift:
             watched = any(
                 d.monitoring.drift is not None and any(v.model == mname for v in d.effective_variants().values())
-                for d in c.spec.projects[path[1]].deployments.values()
+                for d in c.spec.projects[pname].deployments.values()
             )
             if not watched:
-                c.warn("NEB227", f"model '{mname}' retrains on drift, but no deployment of it monitors drift", (*path, "retraining", "on_drift"), "add 'monitoring: {drift: {}}' to a deployment that serves it")
+                c.warn(
+                    "NEB227",
+                    f"model '{mname}' retrains on drift, but no deployment of it monitors drift",
+                    (*path, "retraining", "on_drift"),
+                    "add 'monitoring: {drift: {}}' to a deployment that serves it",
+                )
 
 
-def _tuning(c: Check, model: Model, path: Path, task: str, accepted: tuple[str, ...], declared: tuple[str, ...]) -> None:
+def _tuning(
+    c: Check, model: Model, path: Path, task: str, accepted: tuple[str, ...], declared: tuple[str, ...]
+) -> None:
     tuning = model.tuning
     assert tuning is not None
     tpath = (*path, "tuning")
     if tuning.metric is not None and tuning.metric not in catalog.TASK_METRICS[task]:
-        c.error("NEB214", f"tuning metric '{tuning.metric}' does not measure {task}", (*tpath, "metric"), f"{task} metrics: {one_of(catalog.TASK_METRICS[task])}")
+        c.error(
+            "NEB214",
+            f"tuning metric '{tuning.metric}' does not measure {task}",
+            (*tpath, "metric"),
+            f"{task} metrics: {one_of(catalog.TASK_METRICS[task])}",
+        )
     for name, dimension in tuning.space.items():
         dpath = (*tpath, "space", name)
         if name not in accepted:
-            c.error("NEB217", f"{model.algorithm} takes no parameter '{name}' to tune", dpath, did_you_mean(name, accepted) or f"it takes {one_of(accepted, 20)}", key=True)
+            c.error(
+                "NEB217",
+                f"{model.algorithm} takes no parameter '{name}' to tune",
+                dpath,
+                did_you_mean(name, accepted) or f"it takes {one_of(accepted, 20)}",
+                key=True,
+            )
         if isinstance(dimension, list):
             if not dimension:
                 c.error("NEB217", f"search space for '{name}' lists no values", dpath)
             continue
         if dimension.low >= dimension.high:
-            c.error("NEB217", f"search range for '{name}' is empty: low {dimension.low:g} >= high {dimension.high:g}", dpath)
+            c.error(
+                "NEB217", f"search range for '{name}' is empty: low {dimension.low:g} >= high {dimension.high:g}", dpath
+            )
         if dimension.log and dimension.low <= 0:
             c.error("NEB217", f"a log-scale range for '{name}' needs low > 0", dpath)
         if tuning.strategy == "grid" and dimension.step is None:
-            c.error("NEB217", f"grid search needs discrete values for '{name}'", dpath, "give a list of values, or 'step:' for the range")
+            c.error(
+                "NEB217",
+                f"grid search needs discrete values for '{name}'",
+                dpath,
+                "give a list of values, or 'step:' for the range",
+            )
 
 
 def _cron(c: Check, expression: str, path: Path) -> None:
     if len(expression.split()) != 5 or not croniter.is_valid(expression):
-        c.error("NEB212", f"'{expression}' is not a cron schedule", path, "write five fields: minute hour day-of-month month day-of-week, e.g. '0 3 * * 1'")
+        c.error(
+            "NEB212",
+            f"'{expression}' is not a cron schedule",
+            path,
+            "write five fields: minute hour day-of-month month day-of-week, e.g. '0 3 * * 1'",
+        )
 
 
 def check_environment_overrides(c: Check) -> None:
@@ -282,7 +399,11 @@ def check_environment_overrides(c: Check) -> None:
         for pname, override in environment.overrides.items():
             for mname, model_override in override.models.items():
                 if model_override.retraining and model_override.retraining.schedule:
-                    _cron(c, model_override.retraining.schedule, ("environments", ename, "overrides", pname, "models", mname, "retraining", "schedule"))
+                    _cron(
+                        c,
+                        model_override.retraining.schedule,
+                        ("environments", ename, "overrides", pname, "models", mname, "retraining", "schedule"),
+                    )
 
 
 def check_datasets(c: Check) -> None:
@@ -306,37 +427,81 @@ def check_datasets(c: Check) -> None:
             ctype = connection.type if connection is not None else None
             if kind in ("table", "query"):
                 if source.connection is None:
-                    c.error("NEB219", f"'{kind}' of dataset '{dname}' needs a connection", (*path, "source"), "add 'connection: NAME' naming a SQL connection")
+                    c.error(
+                        "NEB219",
+                        f"'{kind}' of dataset '{dname}' needs a connection",
+                        (*path, "source"),
+                        "add 'connection: NAME' naming a SQL connection",
+                    )
                 elif ctype is not None and ctype not in SQL_TYPES and not (ctype == "cassandra" and kind == "table"):
-                    c.error("NEB219", f"'{kind}' needs a SQL connection; '{source.connection}' is {ctype}", (*path, "source", kind), key=True)
+                    c.error(
+                        "NEB219",
+                        f"'{kind}' needs a SQL connection; '{source.connection}' is {ctype}",
+                        (*path, "source", kind),
+                        key=True,
+                    )
             elif kind == "collection" and ctype not in ("mongodb", None):
-                c.error("NEB219", f"'collection' needs a mongodb connection; '{source.connection}' is {ctype}", (*path, "source", kind), key=True)
+                c.error(
+                    "NEB219",
+                    f"'collection' needs a mongodb connection; '{source.connection}' is {ctype}",
+                    (*path, "source", kind),
+                    key=True,
+                )
             elif kind == "collection" and source.connection is None:
                 c.error("NEB219", f"'collection' of dataset '{dname}' needs a mongodb connection", (*path, "source"))
             elif kind == "path":
                 if ctype is not None and ctype not in FILE_TYPES:
-                    c.error("NEB219", f"'path' needs a file store connection (s3, azure_blob, gcs, local); '{source.connection}' is {ctype}", (*path, "source", "path"), key=True)
+                    c.error(
+                        "NEB219",
+                        f"'path' needs a file store connection (s3, azure_blob, gcs, local); '{source.connection}' is {ctype}",
+                        (*path, "source", "path"),
+                        key=True,
+                    )
                 suffix = (source.path or "").rsplit(".", 1)[-1].lower()
                 if dataset.format is None and suffix not in ("csv", "json", "parquet", "jsonl"):
-                    c.error("NEB219", f"cannot tell the format of '{source.path}'", (*path, "source", "path"), "add 'format: csv', 'json' or 'parquet'")
+                    c.error(
+                        "NEB219",
+                        f"cannot tell the format of '{source.path}'",
+                        (*path, "source", "path"),
+                        "add 'format: csv', 'json' or 'parquet'",
+                    )
             elif kind in ("builtin", "upload") and source.connection is not None:
                 c.error("NEB219", f"'{kind}' datasets take no connection", (*path, "source", "connection"), key=True)
             if kind == "upload" and dataset.format is None:
-                c.warn("NEB219", f"dataset '{dname}' accepts uploads in any of csv, json, parquet", path, "set 'format:' to check uploads against one format")
+                c.warn(
+                    "NEB219",
+                    f"dataset '{dname}' accepts uploads in any of csv, json, parquet",
+                    path,
+                    "set 'format:' to check uploads against one format",
+                )
             for column_name, column in dataset.columns.items():
                 cpath = (*path, "columns", column_name)
-                assert not isinstance(column, str)
                 numeric = column.type in catalog.NUMERIC_COLUMNS
                 if (column.min is not None or column.max is not None) and not numeric:
-                    c.error("NEB220", f"column '{column_name}' of type {column.type} cannot have min/max", cpath, "min and max apply to integer and float columns")
+                    c.error(
+                        "NEB220",
+                        f"column '{column_name}' of type {column.type} cannot have min/max",
+                        cpath,
+                        "min and max apply to integer and float columns",
+                    )
                 if column.min is not None and column.max is not None and column.min > column.max:
                     c.error("NEB220", f"column '{column_name}' has min {column.min:g} above max {column.max:g}", cpath)
                 if column.values is not None and column.type not in ("category", "string", "integer"):
-                    c.error("NEB220", f"column '{column_name}' of type {column.type} cannot list values", (*cpath, "values"), "use type: category")
+                    c.error(
+                        "NEB220",
+                        f"column '{column_name}' of type {column.type} cannot list values",
+                        (*cpath, "values"),
+                        "use type: category",
+                    )
                 if column.type == "category" and not column.values:
                     c.warn("NEB220", f"category column '{column_name}' lists no values, so any value passes", cpath)
-            if any(not isinstance(col, str) and col.pii for col in dataset.columns.values()) and dataset.classification not in ("pii", "restricted"):
-                c.warn("NEB220", f"dataset '{dname}' has PII columns but is classified '{dataset.classification}'", path, "set 'classification: pii'")
+            if any(col.pii for col in dataset.columns.values()) and dataset.classification not in ("pii", "restricted"):
+                c.warn(
+                    "NEB220",
+                    f"dataset '{dname}' has PII columns but is classified '{dataset.classification}'",
+                    path,
+                    "set 'classification: pii'",
+                )
 
 
 def check_secrets(c: Check) -> None:
@@ -361,7 +526,12 @@ def check_secrets(c: Check) -> None:
         for attr in ("host", "endpoint_url"):
             value = getattr(connection, attr, None)
             if isinstance(value, str) and _URL_PASSWORD.match(value):
-                c.error("NEB204", f"'{attr}' of connection '{cname}' contains a password", ("connections", cname, attr), "put the password in 'password: {secret: NAME}'")
+                c.error(
+                    "NEB204",
+                    f"'{attr}' of connection '{cname}' contains a password",
+                    ("connections", cname, attr),
+                    "put the password in 'password: {secret: NAME}'",
+                )
 
 
 RULES: tuple[Callable[[Check], None], ...] = (

@@ -93,9 +93,13 @@ class _Loader:
         try:
             text = self.read(file)
         except FileNotFoundError:
-            where = "included file" if via else "configuration file"
-            hint = "check the path; it is relative to the file that includes it" if via else "run 'nebula init' to write one"
-            self.diagnostics.append(Diagnostic("NEB100", f"{where} '{file}' does not exist", via, hint))
+            what = "included file" if via else "configuration file"
+            hint = (
+                "check the path; it is relative to the file that includes it"
+                if via
+                else "run 'nebula init' to write one"
+            )
+            self.diagnostics.append(Diagnostic("NEB100", f"{what} '{file}' does not exist", via, hint))
             return
         except UnicodeDecodeError as err:
             self.diagnostics.append(
@@ -124,7 +128,7 @@ class _Loader:
         include = parsed.value.get("include")
         if include is None:
             return
-        key_node, value_node = _key_node(parsed.node, "include")
+        _, value_node = _key_node(parsed.node, "include")
         entries = include if isinstance(include, list) else [include]
         items = getattr(value_node, "value", None) if isinstance(include, list) else None
         for index, entry in enumerate(entries):
@@ -132,7 +136,12 @@ class _Loader:
             where = _span(file, item_node)
             if not isinstance(entry, str) or not entry:
                 self.diagnostics.append(
-                    Diagnostic("NEB106", "an include: entry must be a file path or glob", where, "e.g. include: [projects/*.yaml]")
+                    Diagnostic(
+                        "NEB106",
+                        "an include: entry must be a file path or glob",
+                        where,
+                        "e.g. include: [projects/*.yaml]",
+                    )
                 )
                 continue
             if os.path.isabs(entry):
@@ -170,7 +179,9 @@ class _Loader:
                     continue
                 if section in NAMED_SECTIONS and isinstance(content, dict) and isinstance(value.get(section, {}), dict):
                     self._merge_named(parsed, section, content, key_node, value_node, value, tree, owners)
-                elif section in LIST_SECTIONS and isinstance(content, list) and isinstance(value.get(section, []), list):
+                elif (
+                    section in LIST_SECTIONS and isinstance(content, list) and isinstance(value.get(section, []), list)
+                ):
                     merged = tree.entries.get(section)
                     if not isinstance(merged, Entry) or not isinstance(merged.value, Merged):
                         merged_tree = Merged(parsed.file, value_node)
@@ -199,7 +210,9 @@ class _Loader:
                 else:
                     value[section] = content
                     owners[(str(section),)] = (parsed.file, key_node)
-                    tree.entries[section] = Entry(parsed.file, key_node, value_node if value_node is not None else Merged(parsed.file, None))
+                    tree.entries[section] = Entry(
+                        parsed.file, key_node, value_node if value_node is not None else Merged(parsed.file, None)
+                    )
         return value, tree
 
     def _merge_named(
@@ -239,7 +252,9 @@ class _Loader:
                 continue
             target[name] = item
             owners[(section, str(name))] = (parsed.file, item_key)
-            merged_tree.entries[name] = Entry(parsed.file, item_key, item_value if item_value is not None else Merged(parsed.file, None))
+            merged_tree.entries[name] = Entry(
+                parsed.file, item_key, item_value if item_value is not None else Merged(parsed.file, None)
+            )
 
 
 def load(path: str, *, read: Read = _read_file, glob: Glob = _glob_files) -> Document:

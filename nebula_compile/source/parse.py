@@ -36,24 +36,42 @@ MAP = "tag:yaml.org,2002:map"
 SEQ = "tag:yaml.org,2002:seq"
 
 
+_INT = re.compile(r"^(?:[-+]?(?:0|[1-9][0-9]*)|0x[0-9a-fA-F]+|0o[0-7]+)$")
+_FLOAT = re.compile(
+    r"^(?:[-+]?(?:\.[0-9]+|[0-9]+\.[0-9]*)(?:[eE][-+]?[0-9]+)?|[-+]?[0-9]+[eE][-+]?[0-9]+"
+    r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
+)
+_WORDS = {
+    "true": BOOL, "True": BOOL, "TRUE": BOOL, "false": BOOL, "False": BOOL, "FALSE": BOOL,
+    "~": NULL, "null": NULL, "Null": NULL, "NULL": NULL, "": NULL, "<<": MERGE,
+}  # fmt: skip
+_NUMBER_START = frozenset("-+0123456789.")
+
+
 class _CoreResolver(yaml.resolver.BaseResolver):
-    """YAML 1.2 core schema: no timestamps, no yes/no/on/off, no sexagesimal, no octal 0123."""
+    """YAML 1.2 core schema: no timestamps, no yes/no/on/off, no sexagesimal, no octal 0123.
 
+    One dictionary lookup and at most two regular expressions per plain scalar;
+    PyYAML's generic resolver walks a list of patterns for every scalar.
+    """
 
-_CoreResolver.add_implicit_resolver(BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
-_CoreResolver.add_implicit_resolver(
-    INT, re.compile(r"^(?:[-+]?(?:0|[1-9][0-9]*)|0x[0-9a-fA-F]+|0o[0-7]+)$"), list("-+0123456789")
-)
-_CoreResolver.add_implicit_resolver(
-    FLOAT,
-    re.compile(
-        r"^(?:[-+]?(?:\.[0-9]+|[0-9]+\.[0-9]*)(?:[eE][-+]?[0-9]+)?|[-+]?[0-9]+[eE][-+]?[0-9]+"
-        r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
-    ),
-    list("-+0123456789."),
-)
-_CoreResolver.add_implicit_resolver(NULL, re.compile(r"^(?:~|null|Null|NULL|)$"), ["~", "n", "N", ""])
-_CoreResolver.add_implicit_resolver(MERGE, re.compile(r"^(?:<<)$"), ["<"])
+    def resolve(self, kind: type, value: Any, implicit: tuple[bool, bool]) -> str:
+        if kind is ScalarNode:
+            if not implicit[0]:
+                return STR
+            tag = _WORDS.get(value)
+            if tag is not None:
+                return tag
+            if value[:1] in _NUMBER_START:
+                if _INT.match(value):
+                    return INT
+                if _FLOAT.match(value):
+                    return FLOAT
+            return STR
+        if kind is SequenceNode:
+            return SEQ
+        return MAP
+
 
 if getattr(yaml, "__with_libyaml__", False):  # pragma: no branch - libyaml ships in PyYAML wheels
 
@@ -118,7 +136,7 @@ def _int(text: str) -> int:
 class _Builder:
     """Builds plain values from nodes in one walk; aliases share their anchor's value."""
 
-    __slots__ = ("file", "built", "sizes", "active", "expanded", "diagnostics")
+    __slots__ = ("active", "built", "diagnostics", "expanded", "file", "sizes")
 
     def __init__(self, file: str) -> None:
         self.file = file
@@ -190,7 +208,7 @@ class _Builder:
 
     def _scalar(self, node: ScalarNode) -> Any:
         tag, text = node.tag, node.value
-        if tag == STR:
+        if tag in (STR, MERGE):  # a '<<' outside a key position is just text
             return text
         try:
             if tag == INT:
@@ -308,7 +326,9 @@ def parse(text: str, file: str) -> Parsed:
     except yaml.YAMLError as err:
         return Parsed(file, None, None, (_yaml_error(file, text, err),))
     except RecursionError:
-        return Parsed(file, None, None, (Diagnostic("NEB101", "the YAML is nested too deeply", Span(file, 1, 1, 1, 1)),))
+        return Parsed(
+            file, None, None, (Diagnostic("NEB101", "the YAML is nested too deeply", Span(file, 1, 1, 1, 1)),)
+        )
     if node is None:
         return Parsed(file, {}, None, ())
     builder = _Builder(file)
@@ -317,7 +337,5 @@ def parse(text: str, file: str) -> Parsed:
     except _Stop as stop:
         return Parsed(file, None, node, (*builder.diagnostics, stop.diagnostic))
     except RecursionError:
-        return Parsed(
-            file, None, node, (Diagnostic("NEB101", "the YAML is nested too deeply", node_span(file, node)),)
-        )
+        return Parsed(file, None, node, (Diagnostic("NEB101", "the YAML is nested too deeply", node_span(file, node)),))
     return Parsed(file, value, node, tuple(builder.diagnostics))

@@ -106,7 +106,6 @@ class SourceMap:
             if pair is None:
                 return None
             return "", pair[0], pair[1]
-        if isinstance(current, SequenceNode) and isinstance(segment, int):
-            if 0 <= segment < len(current.value):
-                return "", None, current.value[segment]
+        if isinstance(current, SequenceNode) and isinstance(segment, int) and 0 <= segment < len(current.value):
+            return "", None, current.value[segment]
         return None

@@ -30,7 +30,16 @@ _TREE = ("max_depth", "min_samples_split", "min_samples_leaf", "max_features", "
 
 ALGORITHM_PARAMS = MappingProxyType(
     {
-        "logistic_regression": ("regularization", "C", "penalty", "solver", "max_iter", "tol", "class_weight", "fit_intercept"),
+        "logistic_regression": (
+            "regularization",
+            "C",
+            "penalty",
+            "solver",
+            "max_iter",
+            "tol",
+            "class_weight",
+            "fit_intercept",
+        ),
         "svm": ("regularization", "C", "kernel", "gamma", "degree", "class_weight", "probability", "max_iter", "tol"),
         "decision_tree": _TREE,
         "random_forest": (*_TREE, "n_estimators", "bootstrap", "n_jobs", "max_samples"),

@@ -8,7 +8,7 @@ The JSON Schema in `schemas/nebula.schema.json` is generated from these classes.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Union
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union, cast
 
 from pydantic import AfterValidator, ConfigDict, Discriminator, Field, Tag
 
@@ -238,7 +238,7 @@ FILE_TYPES = frozenset({"s3", "azure_blob", "gcs", "local"})
 # --- datasets -------------------------------------------------------------------------------------
 
 ColumnType = Literal["string", "integer", "float", "boolean", "category", "datetime", "image"]
-BUILTIN_DATASETS = ("sklearn.digits", "sklearn.iris", "sklearn.breast_cancer", "sklearn.wine", "sklearn.diabetes")
+BuiltinDataset = Literal["sklearn.digits", "sklearn.iris", "sklearn.breast_cancer", "sklearn.wine", "sklearn.diabetes"]
 
 
 class Column(Base):
@@ -257,14 +257,17 @@ def _column_form(value: Any) -> str:
 
 
 def _expand_column(value: Any) -> Column:
-    return Column(type=value) if isinstance(value, str) else value
+    return Column(type=cast(ColumnType, value)) if isinstance(value, str) else cast(Column, value)
 
 
-ColumnSpec = Annotated[
-    Union[Annotated[ColumnType, Tag("short")], Annotated[Column, Tag("full")]],
-    Discriminator(_column_form),
-    AfterValidator(_expand_column),
-]
+if TYPE_CHECKING:
+    ColumnSpec = Column
+else:  # `tenure: integer` is short for `tenure: {type: integer}`; both validate to a Column
+    ColumnSpec = Annotated[
+        Union[Annotated[ColumnType, Tag("short")], Annotated[Column, Tag("full")]],
+        Discriminator(_column_form),
+        AfterValidator(_expand_column),
+    ]
 
 
 class Source(Base):
@@ -275,7 +278,7 @@ class Source(Base):
     query: str | None = None
     path: str | None = Field(default=None, description="File path or glob, in a connection or the repository.")
     collection: str | None = Field(default=None, description="MongoDB collection.")
-    builtin: Literal[BUILTIN_DATASETS] | None = None  # type: ignore[valid-type]
+    builtin: BuiltinDataset | None = Field(default=None, description="A dataset that ships with a library.")
     upload: bool = Field(default=False, description="Rows arrive through POST /v1/projects/{id}/data.")
 
     def location_keys(self) -> list[str]:
@@ -355,7 +358,7 @@ class Params(Base):
     """Training parameters. The common ones are typed; others pass to the algorithm as named."""
 
     model_config = ConfigDict(extra="allow")
-    __pydantic_extra__: dict[str, Scalar | list[Scalar] | None]  # type: ignore[assignment]
+    __pydantic_extra__: dict[str, Scalar | list[Scalar] | None]
 
     learning_rate: Annotated[float, Field(gt=0)] | None = None
     batch_size: Annotated[int, Field(ge=1)] | None = None
@@ -540,14 +543,17 @@ def _role_form(value: Any) -> str:
 
 
 def _expand_role(value: Any) -> Role:
-    return Role(permissions=value) if isinstance(value, list) else value
+    return Role(permissions=value) if isinstance(value, list) else cast(Role, value)
 
 
-RoleSpec = Annotated[
-    Union[Annotated[list[Permission], Tag("short")], Annotated[Role, Tag("full")]],
-    Discriminator(_role_form),
-    AfterValidator(_expand_role),
-]
+if TYPE_CHECKING:
+    RoleSpec = Role
+else:  # a list of permissions is short for `{permissions: [...]}`
+    RoleSpec = Annotated[
+        Union[Annotated[list[Permission], Tag("short")], Annotated[Role, Tag("full")]],
+        Discriminator(_role_form),
+        AfterValidator(_expand_role),
+    ]
 
 
 class Binding(Base):

@@ -115,9 +115,7 @@ def _check_memory(value: Any) -> Any:
 Cpu = Annotated[
     str,
     BeforeValidator(_check_cpu),
-    WithJsonSchema(
-        {"anyOf": [{"type": "string", "pattern": _CPU.pattern}, {"type": "number", "exclusiveMinimum": 0}]}
-    ),
+    WithJsonSchema({"anyOf": [{"type": "string", "pattern": _CPU.pattern}, {"type": "number", "exclusiveMinimum": 0}]}),
 ]
 Memory = Annotated[
     str,
@@ -241,8 +239,11 @@ Permission = Annotated[
     WithJsonSchema(
         {
             "type": "string",
-            "pattern": "^(" + "|".join(r.replace("*", r"\*") for r in RESOURCES) + "):("
-            + "|".join(a.replace("*", r"\*") for a in ACTIONS) + ")$",
+            "pattern": "^("
+            + "|".join(r.replace("*", r"\*") for r in RESOURCES)
+            + "):("
+            + "|".join(a.replace("*", r"\*") for a in ACTIONS)
+            + ")$",
         }
     ),
 ]

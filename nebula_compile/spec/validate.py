@@ -168,7 +168,9 @@ def _diagnostic(error: Any, sourcemap: SourceMap) -> Diagnostic:
     if kind == "extra_forbidden":
         allowed = keys_at(loc[:-1])
         hint = did_you_mean(name, allowed) or (f"allowed keys: {one_of(allowed, 40)}" if allowed else None)
-        return Diagnostic("NEB201", f"unknown key '{name}' in {describe(path[:-1] if path else path)}", span, hint, path=path)
+        return Diagnostic(
+            "NEB201", f"unknown key '{name}' in {describe(path[:-1] if path else path)}", span, hint, path=path
+        )
     if kind == "missing":
         return Diagnostic("NEB202", f"{where} is missing required key '{name}'", span, f"add '{name}:'", path=path)
     if kind == "union_tag_not_found":
