@@ -155,6 +155,7 @@ def _traffic(c: Check, deployment: Deployment, path: Path, where: str, traffic_p
             f"traffic of deployment{where} sums to {total}%, not 100% ({shares})",
             traffic_path or (*path, "variants"),
             "adjust the 'traffic:' percentages so they add up to 100",
+            key=True,
         )
 
 

@@ -59,11 +59,17 @@ def _has_magic(path: str) -> bool:
 
 
 def _key_node(node: Node | None, name: str) -> tuple[Node | None, Node | None]:
+    return _pairs(node).get(name, (None, None))
+
+
+def _pairs(node: Node | None) -> dict[str, tuple[Node | None, Node | None]]:
+    """Key text -> (key node, value node) of a mapping node; the first wins, as in the value."""
+    pairs: dict[str, tuple[Node | None, Node | None]] = {}
     if isinstance(node, MappingNode):
         for key_node, value_node in node.value:
-            if isinstance(key_node, ScalarNode) and key_node.value == name:
-                return key_node, value_node
-    return None, None
+            if isinstance(key_node, ScalarNode):
+                pairs.setdefault(key_node.value, (key_node, value_node))
+    return pairs
 
 
 def _span(file: str, node: Node | None) -> Span:
@@ -71,7 +77,8 @@ def _span(file: str, node: Node | None) -> Span:
 
 
 class _Loader:
-    def __init__(self, read: Read, glob: Glob) -> None:
+    def __init__(self, root: str, read: Read, glob: Glob) -> None:
+        self.root_dir = os.path.dirname(os.path.normpath(root))
         self.read = read
         self.glob = glob
         self.sources: dict[str, str] = {}
@@ -82,7 +89,7 @@ class _Loader:
     def visit(self, file: str, stack: tuple[str, ...], via: Span | None) -> None:
         key = os.path.normpath(file)
         if key in stack:
-            chain = " -> ".join((*stack[stack.index(key) :], key))
+            chain = " -> ".join(os.path.relpath(p, self.root_dir or ".") for p in (*stack[stack.index(key) :], key))
             self.diagnostics.append(
                 Diagnostic("NEB107", f"include cycle: {chain}", via, "remove one of the include: entries in the cycle")
             )
@@ -235,8 +242,9 @@ class _Loader:
         else:
             merged_tree = entry.value
         target: dict[str, Any] = value[section]
+        pairs = _pairs(value_node)
         for name, item in content.items():
-            item_key, item_value = _key_node(value_node, str(name))
+            item_key, item_value = pairs.get(str(name), (None, None))
             if name in target:
                 first_file, first_node = owners[(section, str(name))]
                 kind = section[:-1] if section.endswith("s") else section
@@ -259,7 +267,7 @@ class _Loader:
 
 def load(path: str, *, read: Read = _read_file, glob: Glob = _glob_files) -> Document:
     """Read `path` and everything it includes; never raises for a user mistake."""
-    loader = _Loader(read, glob)
+    loader = _Loader(path, read, glob)
     loader.visit(path, (), None)
     if not loader.parsed or loader.parsed[0].file != path:
         return Document(None, SourceMap(Merged(path, None)), loader.sources, path, tuple(loader.diagnostics))

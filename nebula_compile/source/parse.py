@@ -73,7 +73,9 @@ class _CoreResolver(yaml.resolver.BaseResolver):
         return MAP
 
 
-if getattr(yaml, "__with_libyaml__", False):  # pragma: no branch - libyaml ships in PyYAML wheels
+_LIBYAML = bool(getattr(yaml, "__with_libyaml__", False))
+
+if _LIBYAML:  # pragma: no branch - libyaml ships in PyYAML wheels
 
     class _Composer(yaml.cyaml.CParser, _CoreResolver):  # type: ignore[misc,name-defined]
         def __init__(self, text: str) -> None:
@@ -286,7 +288,25 @@ class _Builder:
         return result
 
 
+def _reader_error(file: str, text: str, err: yaml.reader.ReaderError) -> Diagnostic:
+    # libyaml reports a byte offset into the UTF-8 text, the pure-Python reader a character offset
+    position = err.position
+    if _LIBYAML:
+        position = len(text.encode("utf-8")[:position].decode("utf-8", "ignore"))
+    line = text.count("\n", 0, position) + 1
+    column = position - (text.rfind("\n", 0, position) + 1) + 1
+    character = err.character if isinstance(err.character, str) else chr(err.character)
+    return Diagnostic(
+        "NEB101",
+        f"invalid YAML: character U+{ord(character):04X} is not allowed in YAML text",
+        Span(file, line, column, line, column + 1),
+        "remove the control character; an editor's 'show invisibles' view finds it",
+    )
+
+
 def _yaml_error(file: str, text: str, err: yaml.YAMLError) -> Diagnostic:
+    if isinstance(err, yaml.reader.ReaderError):
+        return _reader_error(file, text, err)
     mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
     problem = getattr(err, "problem", None) or str(err)
     context = getattr(err, "context", None)

@@ -66,7 +66,7 @@ class SourceMap:
         return index
 
     def locate(self, path: Path, *, key: bool = False) -> Located | None:
-        """Span of the value at `path` (or of its key), else of its closest ancestor."""
+        """Span of the value at `path`, else of its closest ancestor; with `key`, of the key naming it."""
         current: Node | Merged = self._root
         file = self._root.file
         found: list[str | int] = []
@@ -74,13 +74,12 @@ class SourceMap:
         for segment in path:
             step = self._step(current, segment)
             if step is None:
-                key_node = None
                 continue
             step_file, key_node, current = step
             file = step_file or file
             found.append(segment)
         target: Node | None
-        if key and key_node is not None and len(found) == len(path):
+        if key and key_node is not None:
             target = key_node
         elif isinstance(current, Merged):
             target = current.node

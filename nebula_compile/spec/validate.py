@@ -159,7 +159,7 @@ def _diagnostic(error: Any, sourcemap: SourceMap) -> Diagnostic:
     loc: tuple[str | int, ...] = tuple(error["loc"])
     ctx: dict[str, Any] = error.get("ctx") or {}
     value = error.get("input")
-    located = sourcemap.locate(loc, key=kind == "extra_forbidden")
+    located = sourcemap.locate(loc, key=kind in ("extra_forbidden", "missing", "union_tag_not_found"))
     span = located.span if located else None
     path = located.path if located else loc
     where, rest = anchor(path)
