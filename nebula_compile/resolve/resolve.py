@@ -41,7 +41,7 @@ class _Context:
         self.sourcemap = sourcemap
         self.diagnostics: list[Diagnostic] = []
 
-    def report(self, code: str, message: str, path: Path, hint: str | None = None, *, key: bool = False) -> None:
+    def report(self, code: str, message: str, path: Path, hint: str | None = None, *, key: bool | None = None) -> None:
         self.diagnostics.append(Diagnostic(code, message, self.sourcemap.span(path, key=key), hint, path=path))
 
     def reference(self, kind: str, name: str, known: Iterable[str], path: Path, scope: str = "") -> bool:

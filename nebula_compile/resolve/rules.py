@@ -38,7 +38,7 @@ class Check:
     def spec(self) -> Spec:
         return self.resolved.spec
 
-    def error(self, code: str, message: str, path: Path, hint: str | None = None, *, key: bool = False) -> None:
+    def error(self, code: str, message: str, path: Path, hint: str | None = None, *, key: bool | None = None) -> None:
         self.diagnostics.append(Diagnostic(code, message, self.sourcemap.span(path, key=key), hint, path=path))
 
     def warn(self, code: str, message: str, path: Path, hint: str | None = None) -> None:
@@ -143,7 +143,7 @@ def _traffic(c: Check, deployment: Deployment, path: Path, where: str, traffic_p
         c.error(
             "NEB211",
             f"variants {one_of(missing)} of deployment{where} have no traffic share",
-            path,
+            (*path, "variants", missing[0]) if traffic_path is None else traffic_path,
             "give each variant 'traffic:' in percent",
         )
         return

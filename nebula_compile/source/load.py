@@ -210,7 +210,7 @@ class _Loader:
                             "NEB108",
                             f"section '{section}' is defined in two files",
                             _span(parsed.file, key_node),
-                            f"it is first defined in {first_file}; keep one definition",
+                            f"it is first defined in {os.path.relpath(first_file, self.root_dir or '.')}; keep one definition",
                             notes=(("first defined here", _span(first_file, first_node)),),
                         )
                     )
@@ -253,7 +253,7 @@ class _Loader:
                         "NEB108",
                         f"{kind} '{name}' is defined in two files",
                         _span(parsed.file, item_key),
-                        f"it is first defined in {first_file}; rename one or remove the duplicate",
+                        f"it is first defined in {os.path.relpath(first_file, self.root_dir or '.')}; rename one or remove the duplicate",
                         notes=(("first defined here", _span(first_file, first_node)),),
                     )
                 )

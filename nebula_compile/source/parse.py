@@ -247,9 +247,10 @@ class _Builder:
                         "write the key as a string",
                     )
                 )
-            key = self._scalar(key_node)
-            if isinstance(key, float | bool) or key is None:
-                key = key_node.value
+            # every key of the language is a name or a field: `1:` or `2024:` stays text
+            key = key_node.value
+            if key_node.tag not in (STR, INT, FLOAT, BOOL, NULL):
+                self._bad_tag(key_node)
             first = seen.get(key)
             if first is not None:
                 first_span = node_span(self.file, first)
@@ -304,25 +305,59 @@ def _reader_error(file: str, text: str, err: yaml.reader.ReaderError) -> Diagnos
     )
 
 
+def _mark_span(file: str, mark: Any) -> Span:
+    return Span(file, mark.line + 1, mark.column + 1, mark.line + 1, mark.column + 2)
+
+
+# For these, the place where the parser gave up is far from the mistake; the place
+# where the construct opened (the bracket, the quote, the key) is where to look.
+_OPENED_AT = {
+    "while parsing a flow mapping": ("this '{' is never closed", "close it with '}' or finish the entries on one line"),
+    "while parsing a flow sequence": ("this '[' is never closed", "close it with ']' or finish the list on one line"),
+    "while scanning a quoted scalar": ("this quoted string is never closed", "add the closing quote"),
+    "while scanning a simple key": (
+        "this key has no ':' after it",
+        "write 'key: value', or indent it under the key above",
+    ),
+}
+
+
 def _yaml_error(file: str, text: str, err: yaml.YAMLError) -> Diagnostic:
     if isinstance(err, yaml.reader.ReaderError):
         return _reader_error(file, text, err)
-    mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
+    problem_mark = getattr(err, "problem_mark", None)
+    context_mark = getattr(err, "context_mark", None)
     problem = getattr(err, "problem", None) or str(err)
-    context = getattr(err, "context", None)
-    message = f"invalid YAML: {problem}"
-    hint = None
-    if context:
-        hint = f"while {context}" if not context.startswith("while") else context
+    context = getattr(err, "context", None) or ""
     if "expected a single document" in str(err):
-        message = "nebula.yaml holds one YAML document; found a second one"
-        hint = "remove the '---' separator, or move the second document into a file listed under include:"
+        return Diagnostic(
+            "NEB101",
+            "nebula.yaml holds one YAML document; found a second one",
+            _mark_span(file, problem_mark) if problem_mark else None,
+            "remove the '---' separator, or move the second document into a file listed under include:",
+        )
+    if "duplicate anchor" in context and problem_mark is not None:
+        first = _mark_span(file, context_mark) if context_mark else None
+        return Diagnostic(
+            "NEB101",
+            "this anchor name is already used",
+            _mark_span(file, problem_mark),
+            "give each '&anchor' its own name",
+            notes=(("first defined here", first),) if first else (),
+        )
+    if context in _OPENED_AT and context_mark is not None:
+        message, hint = _OPENED_AT[context]
+        notes = (("the parser gave up here", _mark_span(file, problem_mark)),) if problem_mark else ()
+        return Diagnostic("NEB101", f"invalid YAML: {message}", _mark_span(file, context_mark), hint, notes=notes)
+    mark = problem_mark or context_mark
+    hint: str | None = None
+    if context:
+        hint = context if context.startswith("while") else f"while {context}"
     if mark is not None:
         lines = text.splitlines()
         if mark.line < len(lines) and "\t" in lines[mark.line][: mark.column + 1]:
             hint = "YAML indents with spaces, not tabs"
-    span = Span(file, mark.line + 1, mark.column + 1, mark.line + 1, mark.column + 2) if mark else None
-    return Diagnostic("NEB101", message, span, hint)
+    return Diagnostic("NEB101", f"invalid YAML: {problem}", _mark_span(file, mark) if mark else None, hint)
 
 
 def parse(text: str, file: str) -> Parsed:

@@ -65,8 +65,13 @@ class SourceMap:
             self._index[id(node)] = index
         return index
 
-    def locate(self, path: Path, *, key: bool = False) -> Located | None:
-        """Span of the value at `path`, else of its closest ancestor; with `key`, of the key naming it."""
+    def locate(self, path: Path, *, key: bool | None = None) -> Located | None:
+        """Where `path` is written, else its closest ancestor.
+
+        `key=True` points at the key that names the value, `key=False` at the value.
+        By default a scalar points at itself and a mapping or list at its key, so a
+        problem with a whole block is shown on the line that names the block.
+        """
         current: Node | Merged = self._root
         file = self._root.file
         found: list[str | int] = []
@@ -78,6 +83,8 @@ class SourceMap:
             step_file, key_node, current = step
             file = step_file or file
             found.append(segment)
+        if key is None:
+            key = isinstance(current, Merged | MappingNode | SequenceNode)
         target: Node | None
         if key and key_node is not None:
             target = key_node
@@ -90,7 +97,7 @@ class SourceMap:
             return None
         return Located(node_span(file, target), tuple(found))
 
-    def span(self, path: Path, *, key: bool = False) -> Span | None:
+    def span(self, path: Path, *, key: bool | None = None) -> Span | None:
         located = self.locate(path, key=key)
         return located.span if located else None
 

@@ -37,6 +37,7 @@ _KINDS = {
     "columns": "column",
     "keys": "API key",
     "overrides": "override for project",
+    "bindings": "binding",
 }
 
 _HINTS = {
@@ -50,15 +51,32 @@ _HINTS = {
 }
 
 
+_FORMS = {
+    "subject": "write user:EMAIL, group:NAME or serviceaccount:NAME",
+    "region": "an AWS region such as eu-west-1",
+    "account_id": '12 digits, quoted: "123456789012"',
+    "zone": "a DNS zone such as ml.example.com",
+    "issuer": "an https:// URL",
+    "idp_metadata_url": "an https:// URL",
+    "url": "an ldap:// or ldaps:// URL",
+    "bucket": "3 to 63 lowercase letters, digits, '.' and '-'",
+    "env": "an environment variable name such as DATABASE_URL",
+    "secret": "a secret name in lowercase letters, digits, '-', '.', '/' and '_'",
+    "owners": "an e-mail address",
+}
+
+
 def anchor(path: Path) -> tuple[str, Path]:
     """(`model 'churn-gb'`, rest of the path) for a path inside that model."""
     for index in range(len(path) - 2, -1, -1):
         section = path[index]
         if isinstance(section, str) and section in _KINDS:
-            return f"{_KINDS[section]} '{path[index + 1]}'", path[index + 2 :]
-    if path and isinstance(path[0], str):
+            item = path[index + 1]
+            named = f"#{item + 1}" if isinstance(item, int) else f"'{item}'"
+            return f"{_KINDS[section]} {named}", path[index + 2 :]
+    if len(path) > 1 and isinstance(path[0], str):
         return f"section '{path[0]}'", path[1:]
-    return "the top level", ()
+    return "the top level", path
 
 
 def describe(path: Path) -> str:
@@ -151,7 +169,23 @@ def _shown(value: Any) -> str:
 
 
 def _expected(ctx: dict[str, Any]) -> list[str]:
-    return re.findall(r"'([^']*)'", str(ctx.get("expected", "")))
+    """The choices of a Literal, from pydantic's "'a', 'b' or 3" rendering."""
+    text = str(ctx.get("expected", ""))
+    return [part.strip().strip("'") for part in re.split(r",\s*|\s+or\s+", text) if part.strip()]
+
+
+def tags_at(loc: Sequence[str | int]) -> list[str]:
+    """The `type:` values a discriminated union accepts at a pydantic error location."""
+    tp: Any = Spec
+    for segment in loc:
+        tp = _step(tp, segment)
+        if tp is None:
+            return []
+    tags: list[str] = []
+    for alt in _unwrap(tp):
+        if isinstance(alt, type) and issubclass(alt, BaseModel) and "type" in alt.model_fields:
+            tags.extend(str(t) for t in typing.get_args(alt.model_fields["type"].annotation))
+    return tags
 
 
 def _diagnostic(error: Any, sourcemap: SourceMap) -> Diagnostic:
@@ -159,27 +193,29 @@ def _diagnostic(error: Any, sourcemap: SourceMap) -> Diagnostic:
     loc: tuple[str | int, ...] = tuple(error["loc"])
     ctx: dict[str, Any] = error.get("ctx") or {}
     value = error.get("input")
-    located = sourcemap.locate(loc, key=kind in ("extra_forbidden", "missing", "union_tag_not_found"))
+    located = sourcemap.locate(loc, key=True if kind in ("extra_forbidden", "missing", "union_tag_not_found") else None)
     span = located.span if located else None
     path = located.path if located else loc
-    where, rest = anchor(path)
-    label = format_path(rest) or "value"
     name = str(loc[-1]) if loc else ""
+    # for a missing key, the path ends at the object that lacks it
+    where, rest = anchor(path if kind != "missing" or path != loc else path[:-1])
+    label = format_path(rest) or "value"
     if kind == "extra_forbidden":
         allowed = keys_at(loc[:-1])
         hint = did_you_mean(name, allowed) or (f"allowed keys: {one_of(allowed, 40)}" if allowed else None)
         return Diagnostic(
             "NEB201", f"unknown key '{name}' in {describe(path[:-1] if path else path)}", span, hint, path=path
         )
+    owner = f"'{label}' of {where}" if rest else where
     if kind == "missing":
-        return Diagnostic("NEB202", f"{where} is missing required key '{name}'", span, f"add '{name}:'", path=path)
+        return Diagnostic("NEB202", f"{owner} is missing required key '{name}'", span, f"add '{name}:'", path=path)
     if kind == "union_tag_not_found":
-        tags = [t.strip(" '") for t in str(ctx.get("expected_tags", "")).split(",")]
+        tags = tags_at(loc)
         return Diagnostic(
-            "NEB202", f"{where} is missing required key 'type'", span, f"set type: to one of {one_of(tags)}", path=path
+            "NEB202", f"{owner} is missing required key 'type'", span, f"set type: to one of {one_of(tags)}", path=path
         )
     if kind == "union_tag_invalid":
-        tags = [t.strip(" '") for t in str(ctx.get("expected_tags", "")).split(",")]
+        tags = tags_at(loc)
         tag = str(ctx.get("tag", ""))
         located_type = sourcemap.locate((*loc, "type"))
         return Diagnostic(
@@ -204,6 +240,10 @@ def _diagnostic(error: Any, sourcemap: SourceMap) -> Diagnostic:
         )
     if kind in _HINTS:
         return Diagnostic("NEB203", f"{error['msg']} ('{label}' of {where})", span, _HINTS[kind], path=path)
+    if kind == "string_pattern_mismatch":
+        field = next((str(p) for p in reversed(path) if isinstance(p, str)), name)
+        hint = _FORMS.get(field) or _FORMS.get(name) or f"expected the form {ctx.get('pattern')}"
+        return Diagnostic("NEB203", f"{_shown(value)} is not a valid '{label}' for {where}", span, hint, path=path)
     if kind in ("model_type", "dict_type", "model_attributes_type"):
         return Diagnostic("NEB203", f"'{label}' of {where} must be a mapping, not {_shown(value)}", span, path=path)
     if kind == "list_type":

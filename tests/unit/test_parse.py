@@ -54,8 +54,9 @@ def test_special_floats() -> None:
     assert math.isnan(parsed["c"])
 
 
-def test_integer_keys_and_boolean_keys_stay_usable() -> None:
-    assert value("200: ok\ntrue: x") == {200: "ok", "true": "x"}
+def test_keys_are_always_text() -> None:
+    # every key in the language is a name or a field, so `1:` names variant "1"
+    assert value("200: ok\ntrue: x\n1.5: y\n~: z") == {"200": "ok", "true": "x", "1.5": "y", "~": "z"}
 
 
 def test_anchors_aliases_and_merge_keys() -> None:
@@ -119,11 +120,28 @@ def test_explicit_standard_tags_work() -> None:
     assert value("a: !!str 123\nb: !!int '7'") == {"a": "123", "b": 7}
 
 
-def test_syntax_error_points_at_the_line() -> None:
+def test_unclosed_bracket_points_where_it_opened() -> None:
     parsed = parse("a: 1\nb: [1, 2\nc: 3\n", "t.yaml")
     (diagnostic,) = parsed.diagnostics
     assert diagnostic.code == "NEB101"
-    assert diagnostic.span is not None and diagnostic.span.line == 3
+    assert diagnostic.message == "invalid YAML: this '[' is never closed"
+    assert diagnostic.span is not None and (diagnostic.span.line, diagnostic.span.column) == (2, 4)
+    assert diagnostic.notes[0][1].line == 3
+
+
+def test_unclosed_quote_and_missing_colon() -> None:
+    (quote,) = parse('a: 1\nb: "text\nc: 3\n', "t.yaml").diagnostics
+    assert quote.span is not None and (quote.span.line, quote.span.column) == (2, 4)
+    (colon,) = parse("roles:\n  viewer: [x]\n  editor\n    permissions: [y]\n", "t.yaml").diagnostics
+    assert colon.span is not None and (colon.span.line, colon.span.column) == (3, 3)
+    assert colon.hint is not None and "key: value" in colon.hint
+
+
+def test_duplicate_anchor() -> None:
+    (diagnostic,) = parse("a: &x 1\nb: &x 2\n", "t.yaml").diagnostics
+    assert diagnostic.message == "this anchor name is already used"
+    assert diagnostic.span is not None and diagnostic.span.line == 2
+    assert diagnostic.notes[0][1].line == 1
 
 
 def test_tab_indentation_gets_a_hint() -> None:

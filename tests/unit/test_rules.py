@@ -27,7 +27,7 @@ def test_traffic_must_sum_to_100_after_overrides() -> None:
 
 
 def test_variants_need_shares() -> None:
-    assert errors(PROJECT.replace(", traffic: 30", "")) == [("NEB211", 23)]
+    assert errors(PROJECT.replace(", traffic: 30", "")) == [("NEB211", 25)]
 
 
 def test_model_and_variants_are_exclusive() -> None:

@@ -31,7 +31,15 @@ def test_missing_key_falls_back_to_the_closest_ancestor() -> None:
     located = load_text(TEXT).sourcemap.locate(("projects", "churn", "models", "m", "target"))
     assert located is not None
     assert located.path == ("projects", "churn", "models", "m")
-    assert located.span.line == 7
+    assert located.span.line == 6  # the key that names the block
+
+
+def test_blocks_point_at_their_key_scalars_at_themselves() -> None:
+    sourcemap = load_text(TEXT).sourcemap
+    block = sourcemap.span(("projects", "churn", "models"))
+    assert block is not None and (block.line, block.column) == (5, 5)
+    value = sourcemap.span(("projects", "churn", "models"), key=False)
+    assert value is not None and value.line == 6
 
 
 def test_pydantic_union_tags_are_skipped() -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
+from pydantic import ValidationError
+
 from nebula_compile.spec.models import Spec
 from nebula_compile.spec.validate import keys_at
 from tests.unit.helpers import PROJECT, check, errors
@@ -138,9 +141,40 @@ def test_keys_at_follows_unions_and_tags() -> None:
 
 def test_spec_is_frozen() -> None:
     spec = Spec.model_validate({})
-    try:
+    with pytest.raises(ValidationError, match="frozen"):
         spec.platform.name = "x"  # type: ignore[misc]
-    except Exception as err:
-        assert "frozen" in str(err)
-    else:
-        raise AssertionError("Spec must be immutable")
+
+
+def test_missing_key_of_a_nested_block_names_the_block() -> None:
+    validation = check(
+        "projects:\n  p:\n    deployments:\n      api:\n        model: m\n        autoscaling:\n          min: 2\n"
+    )
+    (diagnostic,) = validation.diagnostics
+    assert diagnostic.message == "'autoscaling' of deployment 'api' is missing required key 'max'"
+    assert diagnostic.span is not None and diagnostic.span.line == 6
+
+
+def test_missing_connection_type_lists_the_types() -> None:
+    validation = check("connections:\n  wh:\n    host: h\n")
+    (diagnostic,) = validation.diagnostics
+    assert diagnostic.code == "NEB202"
+    assert diagnostic.hint is not None and "'postgresql'" in diagnostic.hint and "'gcs'" in diagnostic.hint
+
+
+def test_unsupported_version_lists_the_supported_one() -> None:
+    validation = check("version: 2\n")
+    (diagnostic,) = validation.diagnostics
+    assert diagnostic.code == "NEB205"
+    assert diagnostic.hint == "one of '1'"
+
+
+def test_pattern_mismatch_says_the_expected_form() -> None:
+    validation = check("roles:\n  r: [projects:read]\nbindings:\n  - {subject: alice, role: r}\n")
+    (diagnostic,) = validation.diagnostics
+    assert diagnostic.message == "string 'alice' is not a valid 'subject' for binding #1"
+    assert diagnostic.hint == "write user:EMAIL, group:NAME or serviceaccount:NAME"
+
+
+def test_numeric_names_are_names() -> None:
+    text = PROJECT.replace("          one:", "          1:").replace("          two:", "          2:")
+    assert check(text).ok
