@@ -346,9 +346,9 @@ def _yaml_error(file: str, text: str, err: yaml.YAMLError) -> Diagnostic:
             notes=(("first defined here", first),) if first else (),
         )
     if context in _OPENED_AT and context_mark is not None:
-        message, hint = _OPENED_AT[context]
+        message, fix = _OPENED_AT[context]
         notes = (("the parser gave up here", _mark_span(file, problem_mark)),) if problem_mark else ()
-        return Diagnostic("NEB101", f"invalid YAML: {message}", _mark_span(file, context_mark), hint, notes=notes)
+        return Diagnostic("NEB101", f"invalid YAML: {message}", _mark_span(file, context_mark), fix, notes=notes)
     mark = problem_mark or context_mark
     hint: str | None = None
     if context:
