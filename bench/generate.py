@@ -2,8 +2,8 @@
 
 `generate(projects=N)` writes N projects, each with two datasets (one with a
 column schema), a preprocessing step, two models (one tuned), an A/B deployment
-with alerts and drift, and per-environment overrides: about a dozen objects per
-project. `generate(deployments=N)` scales the deployment count instead.
+with alerts and drift, and per-environment overrides: seven named objects per
+project, plus their columns, variants and alerts. `generate(deployments=N)` scales the deployment count instead.
 The output is deterministic: the same arguments give the same bytes.
 """
 
