@@ -159,7 +159,7 @@ class _Builder:
             raise _Stop(
                 Diagnostic(
                     "NEB103",
-                    "an alias refers to the node that contains it",
+                    "this anchored node contains an alias to itself",
                     node_span(self.file, node),
                     "a recursive structure cannot describe a platform; copy the values instead",
                 )
@@ -192,7 +192,7 @@ class _Builder:
             raise _Stop(
                 Diagnostic(
                     "NEB103",
-                    f"aliases expand this document past {MAX_EXPANDED:,} values",
+                    f"aliases expand this document past {MAX_EXPANDED:,} values (the expansion overflowed at this anchor)",
                     node_span(self.file, node),
                     "this looks like an alias expansion bomb; use fewer nested aliases",
                 )
