@@ -47,7 +47,7 @@ def check(document: Document) -> Validation:
     found.extend(reference_diagnostics)
     if has_errors(found):
         return Validation(document, None, tuple(found))
-    found.extend(check_rules(resolved, document.sourcemap))
+    found.extend(check_rules(resolved, document.sourcemap, document.value))
     return Validation(document, resolved if not has_errors(found) else None, tuple(found))
 
 

@@ -114,6 +114,16 @@ def cmd_init(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="nebula",
@@ -132,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("path", nargs="?", default="nebula.yaml", help="configuration file (default: ./nebula.yaml)")
     validate.add_argument("--format", choices=("text", "json"), default="text", help="output format (default: text)")
     validate.add_argument(
-        "--max-errors", type=int, default=50, metavar="N", help="show at most N diagnostics (default: 50)"
+        "--max-errors", type=_positive, default=50, metavar="N", help="show at most N diagnostics (default: 50)"
     )
     validate.add_argument("--warnings-as-errors", action="store_true", help="fail when there are warnings")
     validate.add_argument("--color", choices=("auto", "always", "never"), default="auto", help="colored output")

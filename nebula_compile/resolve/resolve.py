@@ -55,35 +55,56 @@ class _Context:
         return False
 
 
+MAX_EXPRESSION = 1000
+_ALLOWED_NODES = (
+    ast.Expression,
+    ast.BinOp,
+    ast.UnaryOp,
+    ast.Compare,
+    ast.operator,
+    ast.unaryop,
+    ast.cmpop,
+    ast.Load,
+    ast.Name,
+    ast.Call,
+)
+
+
 @functools.lru_cache(maxsize=4096)
 def parse_expression(expression: str) -> tuple[frozenset[str] | None, str | None]:
-    """Column names an arithmetic feature expression reads, or an error message."""
+    """Column names an arithmetic feature expression reads, or an error message.
+
+    Numbers, column names, + - * / // % **, comparisons (which give 0 or 1),
+    parentheses and calls of the functions in EXPRESSION_FUNCTIONS; nothing else,
+    so an expression can be evaluated safely and the same way by every engine.
+    """
+    if len(expression) > MAX_EXPRESSION:
+        return None, f"the expression is {len(expression):,} characters; the limit is {MAX_EXPRESSION:,}"
     try:
         tree = ast.parse(expression, mode="eval")
     except SyntaxError as err:
         return None, f"cannot parse expression '{expression}': {err.msg}"
+    except (RecursionError, MemoryError, ValueError):
+        return None, "the expression is nested too deeply"
     names: set[str] = set()
+    functions: set[int] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Call):
-            if not isinstance(node.func, ast.Name) or node.func.id not in EXPRESSION_FUNCTIONS:
+            if not isinstance(node.func, ast.Name) or node.func.id not in EXPRESSION_FUNCTIONS or node.keywords:
                 return None, f"only the functions {', '.join(sorted(EXPRESSION_FUNCTIONS))} may be called"
+            functions.add(id(node.func))
+        elif isinstance(node, ast.Constant):
+            if isinstance(node.value, bool) or not isinstance(node.value, int | float):
+                return None, f"{node.value!r} is not a number; expressions compute numbers from columns"
         elif isinstance(node, ast.Name):
-            names.add(node.id)
-        elif not isinstance(
-            node,
-            ast.Expression
-            | ast.BinOp
-            | ast.UnaryOp
-            | ast.Constant
-            | ast.operator
-            | ast.unaryop
-            | ast.Load
-            | ast.Compare
-            | ast.cmpop
-            | ast.IfExp,
-        ):
+            if id(node) not in functions:
+                names.add(node.id)
+        elif not isinstance(node, _ALLOWED_NODES):
             return None, f"'{type(node).__name__}' is not allowed in a feature expression"
-    return frozenset(names - EXPRESSION_FUNCTIONS), None
+    called_as_column = names & EXPRESSION_FUNCTIONS
+    if called_as_column:
+        return None, f"'{sorted(called_as_column)[0]}' is a function; call it, e.g. {sorted(called_as_column)[0]}(x)"
+    return frozenset(names), None
 
 
 def _columns(columns: Mapping[str, Column]) -> dict[str, str] | None:
@@ -148,12 +169,16 @@ def _step_columns(
         if columns is not None and column not in columns:
             ctx.reference("column", column, columns, path, f" in the input of '{base[-1]}'")
 
+    # a step runs clean (drop, then fill), then features, then transform
+    for i, column in enumerate(step.clean.drop_columns):
+        check(column, (*base, "clean", "drop_columns", i))
+    if columns is not None:
+        for column in step.clean.drop_columns:
+            columns.pop(column, None)
     missing = step.clean.missing
     if missing and missing.columns:
         for i, column in enumerate(missing.columns):
             check(column, (*base, "clean", "missing", "columns", i))
-    for i, column in enumerate(step.clean.drop_columns):
-        check(column, (*base, "clean", "drop_columns", i))
     for feature, expression in step.features.items():
         names, error = parse_expression(expression)
         if error is not None:
@@ -174,9 +199,6 @@ def _step_columns(
             check(column, (*base, "transform", field_name, i))
     for column in transform.ordinal:
         check(column, (*base, "transform", "ordinal", column))
-    if columns is not None:
-        for column in step.clean.drop_columns:
-            columns.pop(column, None)
     return columns
 
 
@@ -241,6 +263,15 @@ def resolve(spec: Spec, sourcemap: SourceMap) -> tuple[Resolved, tuple[Diagnosti
             for dname, deployment_override in override.deployments.items():
                 if not ctx.reference("deployment", dname, project.deployments, (*path, "deployments", dname), scope):
                     continue
+                targets = project.deployments[dname].environments
+                if targets is not None and ename not in targets:
+                    ctx.report(
+                        "NEB303",
+                        f"deployment '{dname}' is not deployed in environment '{ename}'",
+                        (*path, "deployments", dname),
+                        f"it is limited to {one_of(targets)}; remove this override or add '{ename}' there",
+                    )
+                    continue
                 variants = project.deployments[dname].effective_variants()
                 for vname in deployment_override.traffic or {}:
                     ctx.reference(
@@ -253,7 +284,16 @@ def resolve(spec: Spec, sourcemap: SourceMap) -> tuple[Resolved, tuple[Diagnosti
             for mname in override.models:
                 ctx.reference("model", mname, project.models, (*path, "models", mname), scope)
             for nname in override.notebooks:
-                ctx.reference("notebook", nname, project.notebooks, (*path, "notebooks", nname), scope)
+                if not ctx.reference("notebook", nname, project.notebooks, (*path, "notebooks", nname), scope):
+                    continue
+                targets = project.notebooks[nname].environments
+                if targets is not None and ename not in targets:
+                    ctx.report(
+                        "NEB303",
+                        f"notebook '{nname}' does not run in environment '{ename}'",
+                        (*path, "notebooks", nname),
+                        f"it is limited to {one_of(targets)}; remove this override or add '{ename}' there",
+                    )
 
     roles = set(spec.roles)
     for i, binding in enumerate(spec.bindings):

@@ -9,8 +9,9 @@ sources that fit their connection. Each rule is one function; RULES lists them.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
 
 from croniter import croniter
 
@@ -23,9 +24,15 @@ from nebula_compile.spec.models import FILE_TYPES, SQL_TYPES, Deployment, Model,
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 MAX_LABEL = 63
+MAX_PREFIX = 40
+_PREFIX = re.compile(r"^[a-z0-9][-a-z0-9]*$")
 MAX_CRONJOB_NAME = 52
-_SECRETISH = re.compile(r"pass(word|wd)?|secret|token|api[_-]?key|private[_-]?key|credential", re.IGNORECASE)
+_SECRETISH = re.compile(r"password|passwd|secret|token|api[_-]?key|private[_-]?key|credential")
 _URL_PASSWORD = re.compile(r"^[a-z][a-z0-9+.-]*://[^/@:\s]*:[^/@\s]+@", re.IGNORECASE)
+
+
+# override field -> the field of the base object it changes
+_OVERRIDE_FIELDS = {"variants": "traffic"}
 
 
 @dataclass
@@ -33,15 +40,34 @@ class Check:
     sourcemap: SourceMap
     resolved: Resolved
     diagnostics: list[Diagnostic]
+    environment: str | None = None
+    """Set when the spec is one environment's overlay view; paths then point into its overrides."""
+    base: Spec | None = None
+    raw: Mapping[str, Any] | None = None
+    """The document as written, for checks over every value (secrets in URLs)."""
 
     @property
     def spec(self) -> Spec:
         return self.resolved.spec
 
+    def translate(self, path: Path) -> Path:
+        """A path into a project object, moved to the environment override that set that field."""
+        if self.environment is None or self.base is None or len(path) < 5 or path[0] != "projects":
+            return path
+        _, project, section, name, field, *rest = path
+        override = self.base.environments[self.environment].overrides.get(str(project))
+        target = getattr(override, str(section), {}).get(name) if override is not None else None
+        field = _OVERRIDE_FIELDS.get(str(field), field)
+        if target is None or field not in target.model_fields_set:
+            return path
+        return ("environments", self.environment, "overrides", project, section, name, field, *rest)
+
     def error(self, code: str, message: str, path: Path, hint: str | None = None, *, key: bool | None = None) -> None:
+        path = self.translate(path)
         self.diagnostics.append(Diagnostic(code, message, self.sourcemap.span(path, key=key), hint, path=path))
 
     def warn(self, code: str, message: str, path: Path, hint: str | None = None) -> None:
+        path = self.translate(path)
         self.diagnostics.append(Diagnostic(code, message, self.sourcemap.span(path), hint, Severity.WARNING, path=path))
 
 
@@ -96,14 +122,47 @@ def check_names(c: Check) -> None:
             c.error("NEB210", f"{kind} name '{name}' is {len(name)} characters; the limit is {limit}", path, key=True)
 
     spec = c.spec
-    for ename in spec.environments:
+    prefixes: dict[str, str] = {}
+    for ename, environment in spec.environments.items():
         label(ename, "environment", ("environments", ename))
+        prefix = namespace_prefix(spec, ename)
+        where: Path = ("environments", ename, "kubernetes", "namespace_prefix")
+        if environment.kubernetes.namespace_prefix is None:
+            where = ("environments", ename)
+        if environment.kubernetes.namespace_prefix is None and not DNS_LABEL.match(ename):
+            continue  # the environment's own name is reported above
+        if prefix and not _PREFIX.match(prefix):
+            c.error(
+                "NEB210",
+                f"namespace prefix '{prefix}' of environment '{ename}' cannot start a Kubernetes name",
+                where,
+                "use lowercase letters, digits and '-', starting with a letter or digit, e.g. 'prod-'",
+            )
+        elif len(prefix) > MAX_PREFIX:
+            c.error(
+                "NEB210",
+                f"namespace prefix '{prefix}' of environment '{ename}' is {len(prefix)} characters; the limit is {MAX_PREFIX}",
+                where,
+                "set a shorter kubernetes.namespace_prefix",
+            )
+        else:
+            prefixes[ename] = prefix
     for cname in spec.connections:
         label(cname, "connection", ("connections", cname))
-    longest_prefix = max((namespace_prefix(spec, e) for e in spec.environments), key=len, default="")
     for pname, project in spec.projects.items():
         base: Path = ("projects", pname)
-        label(pname, "project", base, MAX_LABEL - len(longest_prefix))
+        label(pname, "project", base)
+        if DNS_LABEL.match(pname) and prefixes:
+            ename, prefix = max(prefixes.items(), key=lambda item: (len(item[1]), item[0]))
+            if len(prefix) + len(pname) > MAX_LABEL:
+                c.error(
+                    "NEB210",
+                    f"namespace '{prefix}{pname}' of project '{pname}' in environment '{ename}' is "
+                    f"{len(prefix) + len(pname)} characters; the limit is {MAX_LABEL}",
+                    base,
+                    f"shorten the project name, or the namespace prefix '{prefix}' of environment '{ename}'",
+                    key=True,
+                )
         for section, kind in (
             ("datasets", "dataset"),
             ("preprocessing", "preprocessing step"),
@@ -205,24 +264,6 @@ def check_deployments(c: Check) -> None:
                 f"'serverless' settings of deployment '{dname}' apply only to serverless targets",
                 (*path, "serverless"),
             )
-
-    for ename, environment in spec.environments.items():
-        if not environment.overrides:
-            continue
-        view = overlay(spec, ename)
-        for pname, override in environment.overrides.items():
-            if pname not in view.projects:
-                continue
-            for dname, deployment_override in override.deployments.items():
-                overridden = view.projects[pname].deployments.get(dname)
-                if overridden is None:
-                    continue
-                deployment = overridden
-                opath = ("environments", ename, "overrides", pname, "deployments", dname)
-                if deployment_override.traffic:
-                    _traffic(c, deployment, opath, f" '{dname}' in environment '{ename}'", (*opath, "traffic"))
-                if deployment_override.autoscaling or deployment_override.replicas is not None:
-                    _autoscaling(c, deployment, opath, f"deployment '{dname}' in environment '{ename}'")
 
 
 def _autoscaling(c: Check, deployment: Deployment, path: Path, where: str) -> None:
@@ -384,11 +425,57 @@ def _tuning(
             )
 
 
+_CRON_FIELDS = (("minute", 0, 59), ("hour", 0, 23), ("day of month", 1, 31), ("month", 1, 12), ("day of week", 0, 7))
+_CRON_NAMES = {
+    **{
+        m: i + 1
+        for i, m in enumerate(("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"))
+    },
+    **{d: i for i, d in enumerate(("sun", "mon", "tue", "wed", "thu", "fri", "sat"))},
+}
+_CRON_PART = re.compile(r"^(\*|[0-9a-z]+(?:-[0-9a-z]+)?)(?:/([0-9]+))?$")
+
+
+def cron_error(expression: str) -> str | None:
+    """Why a schedule is not one that Kubernetes CronJobs (standard five-field cron) accept."""
+    fields = expression.split()
+    if len(fields) != 5:
+        return f"it has {len(fields)} fields, not 5"
+    for text, (name, low, high) in zip(fields, _CRON_FIELDS, strict=True):
+        for part in text.lower().split(","):
+            match = _CRON_PART.match(part)
+            if not match:
+                return f"the {name} field '{text}' is not valid (L, W, # and ? are not supported)"
+            bounds = match.group(1)
+            if match.group(2) is not None and not 0 < int(match.group(2)) <= high:
+                return f"the step in the {name} field '{text}' is out of range"
+            if bounds == "*":
+                continue
+            for value in bounds.split("-"):
+                number = _CRON_NAMES.get(value) if not value.isdigit() else int(value)
+                if number is None:
+                    return f"'{value}' in the {name} field is not a number or a name (L, W, # and ? are not supported)"
+                if not low <= number <= high:
+                    return f"'{value}' is out of range for the {name} field ({low}-{high})"
+    if not croniter.is_valid(expression):
+        return "it does not parse"
+    try:
+        croniter(expression).get_next(float)
+    except Exception:
+        return "it never fires"
+    if fields[2] != "*" and fields[3] != "*" and all(p.isdigit() for p in fields[2].split(",") + fields[3].split(",")):
+        days = {1: 31, 2: 29, 3: 31, 4: 30, 5: 31, 6: 30, 7: 31, 8: 31, 9: 30, 10: 31, 11: 30, 12: 31}
+        if all(int(d) > days[int(m)] for d in fields[2].split(",") for m in fields[3].split(",")):
+            return "that day never occurs in that month"
+    return None
+
+
 def _cron(c: Check, expression: str, path: Path) -> None:
-    if len(expression.split()) != 5 or not croniter.is_valid(expression):
+    reason = cron_error(expression)
+    if reason is not None:
         c.error(
             "NEB212",
-            f"'{expression}' is not a cron schedule",
+            f"'{expression}' is not a cron schedule: {reason}",
             path,
             "write five fields: minute hour day-of-month month day-of-week, e.g. '0 3 * * 1'",
         )
@@ -505,34 +592,45 @@ def check_datasets(c: Check) -> None:
                 )
 
 
+def _strings(value: Any, path: Path) -> Iterator[tuple[Path, str]]:
+    stack: list[tuple[Path, Any]] = [(path, value)]
+    while stack:
+        where, item = stack.pop()
+        if isinstance(item, str):
+            yield where, item
+        elif isinstance(item, dict):
+            stack.extend(((*where, k), v) for k, v in item.items())
+        elif isinstance(item, list):
+            stack.extend(((*where, i), v) for i, v in enumerate(item))
+
+
 def check_secrets(c: Check) -> None:
-    """No credential is written in the clear, in URLs or in free-form options."""
-    spec = c.spec
-    if isinstance(spec.platform.state, str) and _URL_PASSWORD.match(spec.platform.state):
-        c.error(
-            "NEB204",
-            "the state store URL contains a password",
-            ("platform", "state"),
-            "write state: {env: DATABASE_URL} and keep the URL in the environment",
-        )
-    for cname, connection in spec.connections.items():
+    """No credential is written in the clear: not in a URL, not in free-form options."""
+    for path, text in sorted(_strings(c.raw or {}, ()), key=lambda item: [str(p) for p in item[0]]):
+        if "://" in text and _URL_PASSWORD.match(text):
+            c.error(
+                "NEB204",
+                f"'{path[-1]}' holds a URL with a password in it",
+                path,
+                "keep the password out of the URL: use a secret reference such as {env: DATABASE_URL} where the "
+                "field takes one, or the connection's 'password: {secret: NAME}'",
+            )
+    for cname, connection in c.spec.connections.items():
         for key, value in getattr(connection, "options", {}).items():
-            if _SECRETISH.search(key) and isinstance(value, str):
+            if isinstance(value, str | int | float) and not isinstance(value, bool) and _is_secret_key(key):
                 c.error(
                     "NEB204",
                     f"option '{key}' of connection '{cname}' looks like a secret written as a literal",
                     ("connections", cname, "options", key),
-                    "credentials go in 'password: {secret: NAME}'; options hold settings only",
+                    f"write {key}: {{secret: NAME}} or {key}: {{env: VAR}}",
                 )
-        for attr in ("host", "endpoint_url"):
-            value = getattr(connection, attr, None)
-            if isinstance(value, str) and _URL_PASSWORD.match(value):
-                c.error(
-                    "NEB204",
-                    f"'{attr}' of connection '{cname}' contains a password",
-                    ("connections", cname, attr),
-                    "put the password in 'password: {secret: NAME}'",
-                )
+
+
+def _is_secret_key(key: str) -> bool:
+    lowered = key.lower()
+    if lowered.endswith(("file", "path", "dir", "name", "_env", "mode")):
+        return False  # where a secret is, not the secret: passfile, secret_name, sslmode
+    return bool(_SECRETISH.search(lowered))
 
 
 RULES: tuple[Callable[[Check], None], ...] = (
@@ -544,10 +642,34 @@ RULES: tuple[Callable[[Check], None], ...] = (
     check_secrets,
 )
 
+ENVIRONMENT_RULES: tuple[Callable[[Check], None], ...] = (check_names, check_models, check_deployments)
+"""Rules over what an environment can override; they run again on each environment's view."""
 
-def check_rules(resolved: Resolved, sourcemap: SourceMap) -> tuple[Diagnostic, ...]:
-    """The semantic pass: every rule runs, all findings are reported together."""
-    check = Check(sourcemap, resolved, [])
+
+def check_rules(
+    resolved: Resolved, sourcemap: SourceMap, raw: Mapping[str, Any] | None = None
+) -> tuple[Diagnostic, ...]:
+    """The semantic pass: every rule runs, all findings are reported together.
+
+    Rules run on the spec as written, then the overridable ones on each
+    environment's view; a finding that only a view has is reported once, with
+    the environment named and the position of the override that caused it.
+    """
+    check = Check(sourcemap, resolved, [], raw=raw)
     for rule in RULES:
         rule(check)
-    return tuple(check.diagnostics)
+    found = list(check.diagnostics)
+    seen = {(d.code, d.message) for d in found}
+    spec = resolved.spec
+    for environment, settings in spec.environments.items():
+        if not settings.overrides:
+            continue
+        view = Check(sourcemap, replace(resolved, spec=overlay(spec, environment)), [], environment, spec)
+        for rule in ENVIRONMENT_RULES:
+            rule(view)
+        for diagnostic in view.diagnostics:
+            if (diagnostic.code, diagnostic.message) in seen:
+                continue
+            seen.add((diagnostic.code, diagnostic.message))
+            found.append(replace(diagnostic, message=f"{diagnostic.message} (in environment '{environment}')"))
+    return tuple(found)

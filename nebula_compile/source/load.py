@@ -17,10 +17,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from yaml.nodes import MappingNode, Node, ScalarNode
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from nebula_compile.diagnostics import Diagnostic, Span
-from nebula_compile.source.parse import Parsed, node_span, parse
+from nebula_compile.source.parse import MERGE, Parsed, node_span, parse
 from nebula_compile.source.sourcemap import Entry, Merged, SourceMap
 
 NAMED_SECTIONS = frozenset({"environments", "connections", "projects", "roles"})
@@ -66,9 +66,16 @@ def _pairs(node: Node | None) -> dict[str, tuple[Node | None, Node | None]]:
     """Key text -> (key node, value node) of a mapping node; the first wins, as in the value."""
     pairs: dict[str, tuple[Node | None, Node | None]] = {}
     if isinstance(node, MappingNode):
+        merges: list[Node] = []
         for key_node, value_node in node.value:
-            if isinstance(key_node, ScalarNode):
+            if key_node.tag == MERGE:
+                merges.append(value_node)
+            elif isinstance(key_node, ScalarNode):
                 pairs.setdefault(key_node.value, (key_node, value_node))
+        for merge in merges:  # keys written in the mapping win over merged ones
+            for source in merge.value if isinstance(merge, SequenceNode) else [merge]:
+                for name, pair in _pairs(source).items():
+                    pairs.setdefault(name, pair)
     return pairs
 
 
@@ -113,8 +120,9 @@ class _Loader:
                 Diagnostic("NEB100", f"'{file}' is not UTF-8 text (byte {err.start})", via, "save the file as UTF-8")
             )
             return
-        except OSError as err:
-            self.diagnostics.append(Diagnostic("NEB100", f"cannot read '{file}': {err.strerror}", via))
+        except (OSError, ValueError) as err:
+            reason = getattr(err, "strerror", None) or str(err)
+            self.diagnostics.append(Diagnostic("NEB100", f"cannot read '{file}': {reason}", via))
             return
         self.sources[file] = text
         parsed = parse(text, file)
@@ -163,7 +171,11 @@ class _Loader:
                 continue
             target = os.path.normpath(os.path.join(os.path.dirname(file), entry))
             if _has_magic(entry):
-                matches = sorted(os.path.normpath(m) for m in self.glob(target))
+                # the folder part is literal even if it holds glob characters, like repo[1]/
+                pattern = os.path.join(_glob.escape(os.path.dirname(file)), entry)
+                matches = sorted(
+                    m for m in (os.path.normpath(p) for p in self.glob(pattern)) if m != os.path.normpath(file)
+                )
                 if not matches:
                     self.diagnostics.append(
                         Diagnostic("NEB106", f"include pattern '{entry}' matches no file", where, "check the pattern")
@@ -180,37 +192,38 @@ class _Loader:
         owners: dict[tuple[str, ...], tuple[str, Node | None]] = {}
         for parsed in self.parsed:
             assert isinstance(parsed.value, dict)
+            pairs = _pairs(parsed.node)
             for section, content in parsed.value.items():
-                key_node, value_node = _key_node(parsed.node, str(section))
+                key_node, value_node = pairs.get(str(section), (None, None))
                 if section == "include" and parsed is not root:
                     continue
+                if content is None and section in NAMED_SECTIONS:
+                    content = {}  # `projects:` with nothing under it yet
+                elif content is None and section in LIST_SECTIONS:
+                    content = []
                 if section in NAMED_SECTIONS and isinstance(content, dict) and isinstance(value.get(section, {}), dict):
                     self._merge_named(parsed, section, content, key_node, value_node, value, tree, owners)
                 elif (
                     section in LIST_SECTIONS and isinstance(content, list) and isinstance(value.get(section, []), list)
                 ):
-                    merged = tree.entries.get(section)
-                    if not isinstance(merged, Entry) or not isinstance(merged.value, Merged):
-                        merged_tree = Merged(parsed.file, value_node)
-                        tree.entries[section] = Entry(parsed.file, key_node, merged_tree)
-                    else:
-                        merged_tree = merged.value
-                    items = list(value.get(section, []))
-                    nodes = value_node.value if value_node is not None else []
-                    for offset, item in enumerate(content):
-                        merged_tree.entries[len(items)] = Entry(parsed.file, None, nodes[offset])
-                        items.append(item)
-                    value[section] = items
+                    self._merge_list(parsed, section, content, key_node, value_node, value, tree, owners)
                 elif section in value:
                     if value[section] == content and section == "version":
                         continue
-                    first_file, first_node = owners[(str(section),)]
+                    first_file, first_node = owners.get((str(section),), (root.file, None))
+                    shape = "mapping" if section in NAMED_SECTIONS else "list" if section in LIST_SECTIONS else None
+                    message = (
+                        f"section '{section}' must be a {shape} in every file"
+                        if shape
+                        else f"section '{section}' is defined in two files"
+                    )
                     self.diagnostics.append(
                         Diagnostic(
                             "NEB108",
-                            f"section '{section}' is defined in two files",
+                            message,
                             _span(parsed.file, key_node),
-                            f"it is first defined in {os.path.relpath(first_file, self.root_dir or '.')}; keep one definition",
+                            f"it is first defined in {self.shown(first_file)}; "
+                            + ("use the same form in both" if shape else "keep one definition"),
                             notes=(("first defined here", _span(first_file, first_node)),),
                         )
                     )
@@ -221,6 +234,35 @@ class _Loader:
                         parsed.file, key_node, value_node if value_node is not None else Merged(parsed.file, None)
                     )
         return value, tree
+
+    def shown(self, file: str) -> str:
+        return os.path.relpath(file, self.root_dir or ".")
+
+    def _merge_list(
+        self,
+        parsed: Parsed,
+        section: str,
+        content: list[Any],
+        key_node: Node | None,
+        value_node: Node | None,
+        value: dict[str, Any],
+        tree: Merged,
+        owners: dict[tuple[str, ...], tuple[str, Node | None]],
+    ) -> None:
+        entry = tree.entries.get(section)
+        if entry is None or not isinstance(entry.value, Merged):
+            merged_tree = Merged(parsed.file, value_node)
+            tree.entries[section] = Entry(parsed.file, key_node, merged_tree)
+            owners[(section,)] = (parsed.file, key_node)
+        else:
+            merged_tree = entry.value
+        items = list(value.get(section, []))
+        nodes = value_node.value if isinstance(value_node, SequenceNode) else []
+        for offset, item in enumerate(content):
+            node = nodes[offset] if offset < len(nodes) else Merged(parsed.file, value_node)
+            merged_tree.entries[len(items)] = Entry(parsed.file, None, node)
+            items.append(item)
+        value[section] = items
 
     def _merge_named(
         self,
@@ -253,7 +295,7 @@ class _Loader:
                         "NEB108",
                         f"{kind} '{name}' is defined in two files",
                         _span(parsed.file, item_key),
-                        f"it is first defined in {os.path.relpath(first_file, self.root_dir or '.')}; rename one or remove the duplicate",
+                        f"it is first defined in {self.shown(first_file)}; rename one or remove the duplicate",
                         notes=(("first defined here", _span(first_file, first_node)),),
                     )
                 )

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union, cast
 
-from pydantic import AfterValidator, ConfigDict, Discriminator, Field, Tag
+from pydantic import AfterValidator, BeforeValidator, ConfigDict, Discriminator, Field, Tag, model_validator
+from pydantic_core import PydanticCustomError
 
 from nebula_compile.spec.types import (
     Algorithm,
@@ -43,6 +44,10 @@ class Platform(Base):
     artifacts: str = Field(default=".nebula/artifacts", description="Local folder or s3://bucket/prefix.")
     deploy_branch: str = Field(default="nebula/deploy", description="Branch that receives rendered manifests.")
     registry: str = Field(default="localhost:5000/nebula", description="Image registry for model images.")
+    base_image: str = Field(
+        default="python:3.11.10-slim-bookworm",
+        description="Base of model images: a full version tag or a digest, never 'latest'.",
+    )
 
 
 # --- environments ------------------------------------------------------------------------------
@@ -55,6 +60,12 @@ class KubernetesSettings(Base):
         default=None, description="Prefix of every namespace; defaults to '<environment>-'."
     )
     gateway: str = Field(default="nebula-gateway", description="Gateway API Gateway that routes to models.")
+    gateway_namespace: str = Field(default="nebula-system", description="Namespace of that Gateway.")
+    monitoring_namespace: str = Field(default="monitoring", description="Namespace of Prometheus, allowed to scrape.")
+    secret_store: str = Field(default="nebula", description="External Secrets ClusterSecretStore that holds secrets.")
+    notebooks: Literal["statefulset", "kubeflow"] = Field(
+        default="statefulset", description="Run notebooks as a plain StatefulSet or as Kubeflow Notebooks."
+    )
     storage_class: str | None = None
 
 
@@ -140,7 +151,7 @@ class _Sql(Base):
     database: str
     user: str | None = None
     password: SecretRef | None = None
-    options: dict[str, Scalar] = {}
+    options: dict[str, Scalar | SecretRef] = {}
 
 
 class PostgresConnection(_Sql):
@@ -173,7 +184,7 @@ class MongoConnection(Base):
     password: SecretRef | None = None
     replica_set: str | None = None
     tls: bool = True
-    options: dict[str, Scalar] = {}
+    options: dict[str, Scalar | SecretRef] = {}
 
 
 class CassandraConnection(Base):
@@ -183,7 +194,7 @@ class CassandraConnection(Base):
     keyspace: str
     user: str | None = None
     password: SecretRef | None = None
-    options: dict[str, Scalar] = {}
+    options: dict[str, Scalar | SecretRef] = {}
 
 
 class S3Connection(Base):
@@ -253,7 +264,7 @@ class Column(Base):
 
 
 def _column_form(value: Any) -> str:
-    return "short" if isinstance(value, str) else "full"
+    return "<type>" if isinstance(value, str) else "<column>"
 
 
 def _expand_column(value: Any) -> Column:
@@ -264,7 +275,7 @@ if TYPE_CHECKING:
     ColumnSpec = Column
 else:  # `tenure: integer` is short for `tenure: {type: integer}`; both validate to a Column
     ColumnSpec = Annotated[
-        Union[Annotated[ColumnType, Tag("short")], Annotated[Column, Tag("full")]],
+        Union[Annotated[ColumnType, Tag("<type>")], Annotated[Column, Tag("<column>")]],
         Discriminator(_column_form),
         AfterValidator(_expand_column),
     ]
@@ -380,11 +391,11 @@ class Range(Base):
 
 
 def _dimension_form(value: Any) -> str:
-    return "choices" if isinstance(value, list) else "range"
+    return "<choices>" if isinstance(value, list) else "<range>"
 
 
 SearchDimension = Annotated[
-    Union[Annotated[list[Scalar], Tag("choices")], Annotated[Range, Tag("range")]],
+    Union[Annotated[list[Scalar], Tag("<choices>")], Annotated[Range, Tag("<range>")]],
     Discriminator(_dimension_form),
 ]
 
@@ -410,6 +421,16 @@ class Split(Base):
     validation: Annotated[float, Field(ge=0, lt=1)] = 0.0
     stratify: bool = True
 
+    @model_validator(mode="after")
+    def _leaves_training_data(self) -> Split:
+        if self.test + self.validation >= 1:
+            raise PydanticCustomError(
+                "split",
+                "test {test} + validation {validation} leave no rows to train on",
+                {"test": self.test, "validation": self.validation},
+            )
+        return self
+
 
 class Model(Base):
     description: str | None = None
@@ -423,7 +444,7 @@ class Model(Base):
     features: list[str] | None = None
     params: Params = Params()
     tuning: Tuning | None = None
-    metrics: list[Metric] | None = Field(default=None, description="Defaults by task.")
+    metrics: Annotated[list[Metric], Field(min_length=1)] | None = Field(default=None, description="Defaults by task.")
     gates: list[GateExpr] = []
     split: Split = Split()
     seed: int = 42
@@ -539,7 +560,7 @@ class Role(Base):
 
 
 def _role_form(value: Any) -> str:
-    return "short" if isinstance(value, list) else "full"
+    return "<permissions>" if isinstance(value, list) else "<role>"
 
 
 def _expand_role(value: Any) -> Role:
@@ -550,7 +571,7 @@ if TYPE_CHECKING:
     RoleSpec = Role
 else:  # a list of permissions is short for `{permissions: [...]}`
     RoleSpec = Annotated[
-        Union[Annotated[list[Permission], Tag("short")], Annotated[Role, Tag("full")]],
+        Union[Annotated[list[Permission], Tag("<permissions>")], Annotated[Role, Tag("<role>")]],
         Discriminator(_role_form),
         AfterValidator(_expand_role),
     ]
@@ -616,12 +637,18 @@ class Auth(Base):
 # --- the whole file ----------------------------------------------------------------------------------------
 
 
+def _exact_version(value: Any) -> Any:
+    if isinstance(value, float):  # strict Literal[1] would take 1.0
+        raise PydanticCustomError("literal_error", "Input should be 1", {"expected": "1"})
+    return value
+
+
 class Spec(Base):
     """A whole nebula.yaml, after include: has been merged."""
 
     model_config = ConfigDict(title="nebula.yaml")
 
-    version: Literal[1] = 1
+    version: Annotated[Literal[1], BeforeValidator(_exact_version)] = 1
     include: str | list[str] | None = Field(default=None, description="More files to merge; paths or globs.")
     platform: Platform = Platform()
     environments: dict[str, Environment] = Field(default_factory=lambda: {"dev": Environment()})

@@ -54,13 +54,13 @@ def _refuse_literal_secret(value: Any) -> Any:
 
 
 def _secret_kind(value: Any) -> str:
-    if isinstance(value, SecretFromEnv) or (isinstance(value, dict) and "env" in value):
-        return "env"
-    return "secret"
+    if isinstance(value, SecretFromEnv) or (isinstance(value, dict) and "env" in value and "secret" not in value):
+        return "<env>"
+    return "<secret>"
 
 
 SecretRef = Annotated[
-    Union[Annotated[SecretFromStore, Tag("secret")], Annotated[SecretFromEnv, Tag("env")]],
+    Union[Annotated[SecretFromStore, Tag("<secret>")], Annotated[SecretFromEnv, Tag("<env>")]],
     Discriminator(_secret_kind),
     BeforeValidator(_refuse_literal_secret),
 ]
@@ -165,7 +165,7 @@ Metric = Literal[
     "trustworthiness",
 ]
 
-_GATE = re.compile(r"^\s*([a-z_0-9]+)\s*(>=|<=|>|<|==)\s*(-?[0-9]+(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?)\s*$")
+_GATE = re.compile(r"^\s*([a-z_0-9]+)\s*(>=|<=|>|<|==)\s*(-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?)\s*$")
 
 
 class Gate(Base):

@@ -44,6 +44,7 @@ _HINTS = {
     "duration": "write a number and a unit: 30s, 5m, 1h, 7d (units ms, s, m, h, d, w)",
     "quantity": "write CPU as cores (2, 0.5) or millicores (500m), memory as 512Mi or 4Gi",
     "gate": "write METRIC OP NUMBER, e.g. 'roc_auc >= 0.8'",
+    "split": "test and validation are fractions of the rows; together they must stay below 1, e.g. 0.2 and 0.1",
     "permission": "write RESOURCE:ACTION; resources: "
     + ", ".join(value_types.RESOURCES)
     + "; actions: "
@@ -202,10 +203,14 @@ def _diagnostic(error: Any, sourcemap: SourceMap) -> Diagnostic:
     label = format_path(rest) or "value"
     if kind == "extra_forbidden":
         allowed = keys_at(loc[:-1])
-        hint = did_you_mean(name, allowed) or (f"allowed keys: {one_of(allowed, 40)}" if allowed else None)
-        return Diagnostic(
-            "NEB201", f"unknown key '{name}' in {describe(path[:-1] if path else path)}", span, hint, path=path
-        )
+        parent_where, parent_rest = anchor(path[:-1])
+        parent = f"'{format_path(parent_rest)}' of {parent_where}" if parent_rest else parent_where
+        hint: str | None
+        if allowed in (["env"], ["key", "secret"]):
+            hint = "a secret reference is either {secret: NAME} (with an optional key: PROPERTY) or {env: VAR}"
+        else:
+            hint = did_you_mean(name, allowed) or (f"allowed keys: {one_of(allowed, 40)}" if allowed else None)
+        return Diagnostic("NEB201", f"unknown key '{name}' in {parent}", span, hint, path=path)
     owner = f"'{label}' of {where}" if rest else where
     if kind == "missing":
         return Diagnostic("NEB202", f"{owner} is missing required key '{name}'", span, f"add '{name}:'", path=path)
@@ -217,6 +222,16 @@ def _diagnostic(error: Any, sourcemap: SourceMap) -> Diagnostic:
     if kind == "union_tag_invalid":
         tags = tags_at(loc)
         tag = str(ctx.get("tag", ""))
+        written = value.get("type") if isinstance(value, dict) else None
+        if not isinstance(written, str):
+            located_type = sourcemap.locate((*loc, "type"))
+            return Diagnostic(
+                "NEB203",
+                f"'type' of {where} must be a string, not {_shown(written)}",
+                located_type.span if located_type else span,
+                f"one of {one_of(tags)}",
+                path=path,
+            )
         located_type = sourcemap.locate((*loc, "type"))
         return Diagnostic(
             "NEB205",
@@ -227,7 +242,12 @@ def _diagnostic(error: Any, sourcemap: SourceMap) -> Diagnostic:
         )
     if kind in ("literal_error", "enum"):
         choices = _expected(ctx)
-        hint = (did_you_mean(value, choices) if isinstance(value, str) else None) or f"one of {one_of(choices)}"
+        if len(path) >= 2 and path[-2] == "columns" and not rest:
+            label = "column type"
+        if isinstance(value, str) and value in choices:
+            hint = f"write {value} without quotes: it is a number here"
+        else:
+            hint = (did_you_mean(value, choices) if isinstance(value, str) else None) or f"one of {one_of(choices)}"
         return Diagnostic("NEB205", f"{_shown(value)} is not a valid '{label}' for {where}", span, hint, path=path)
     if kind == "literal_secret":
         return Diagnostic(
@@ -253,6 +273,41 @@ def _diagnostic(error: Any, sourcemap: SourceMap) -> Diagnostic:
     return Diagnostic("NEB203", f"'{label}' of {where}: {message}, got {_shown(value)}", span, path=path)
 
 
+_SCALAR_TYPES = {
+    "string_type": "a string",
+    "int_type": "an integer",
+    "float_type": "a number",
+    "bool_type": "a boolean",
+}
+_MEMBER_TAGS = ("<", "str", "int", "float", "bool")
+
+
+def _place(error: Any) -> tuple[str, ...]:
+    return tuple(str(p) for p in error["loc"] if not str(p).startswith(_MEMBER_TAGS))
+
+
+def _merge_scalar_unions(errors: list[Any]) -> list[Any]:
+    """`str | int | float | bool` fails once per member; say it once, naming all of them."""
+    groups: dict[tuple[str, ...], list[Any]] = {}
+    for error in errors:
+        if error["type"] in _SCALAR_TYPES:
+            groups.setdefault(_place(error), []).append(error)
+    merged: list[Any] = []
+    done: set[tuple[str, ...]] = set()
+    for error in errors:
+        group = groups.get(_place(error), []) if error["type"] in _SCALAR_TYPES else []
+        if len(group) < 2:
+            merged.append(error)
+        elif _place(error) not in done:
+            done.add(_place(error))
+            kinds = [name for kind, name in _SCALAR_TYPES.items() if any(e["type"] == kind for e in group)]
+            if "a number" in kinds and "an integer" in kinds:
+                kinds.remove("an integer")
+            text = ", ".join(kinds[:-1]) + f" or {kinds[-1]}"
+            merged.append({**error, "msg": f"Input should be {text}"})
+    return merged
+
+
 def validate(document: Document) -> tuple[Spec | None, tuple[Diagnostic, ...]]:
     """The schema pass. Never raises for a user mistake."""
     if document.value is None:
@@ -262,7 +317,7 @@ def validate(document: Document) -> tuple[Spec | None, tuple[Diagnostic, ...]]:
     except ValidationError as err:
         seen: set[tuple[str, str | None, str]] = set()
         out: list[Diagnostic] = []
-        for error in err.errors(include_url=False):
+        for error in _merge_scalar_unions(err.errors(include_url=False)):
             diagnostic = _diagnostic(error, document.sourcemap)
             key = (diagnostic.code, str(diagnostic.span), format_path(diagnostic.path))
             if key not in seen:

@@ -151,7 +151,9 @@ def test_project_name_length_counts_the_namespace_prefix() -> None:
     validation = check(text)
     (diagnostic,) = validation.diagnostics
     assert diagnostic.code == "NEB210"
-    assert "the limit is 52" in diagnostic.message
+    assert diagnostic.message == (
+        f"namespace 'production-{name}' of project '{name}' in environment 'production' is 71 characters; the limit is 63"
+    )
 
 
 def test_variant_and_deployment_names_together() -> None:
