@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: help setup validate test lint format typecheck schema check bench clean
+.PHONY: help setup validate test lint format typecheck schema check bench clean golden
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -30,8 +30,9 @@ format: ## apply ruff fixes and formatting
 typecheck: ## mypy, strict, on nebula_compile
 	$(VENV)/bin/mypy
 
-schema: ## regenerate schemas/nebula.schema.json from the models
+schema: ## regenerate schemas/*.schema.json from the models
 	$(VENV)/bin/nebula schema --out schemas/nebula.schema.json
+	$(VENV)/bin/nebula schema --manifest --out schemas/manifest.schema.json
 
 check: lint typecheck test ## everything CI runs
 
@@ -41,3 +42,6 @@ bench: ## run the benchmarks and write their figures into docs/benchmarks.md
 clean: ## remove caches and build output
 	rm -rf build .pytest_cache .mypy_cache .ruff_cache .hypothesis bench/out
 	find . -name __pycache__ -prune -exec rm -rf {} +
+
+golden: ## accept the current compiler output as the expected golden files
+	NEBULA_UPDATE_GOLDEN=1 $(PY) -m pytest tests/compile/test_golden.py -q

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import gc
-from collections.abc import Iterator
+import os
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from nebula_compile.diagnostics import Diagnostic, has_errors
+from nebula_compile.diagnostics import Diagnostic, did_you_mean, has_errors, one_of
+from nebula_compile.emit import EMITTERS, Bundle, EmitContext
+from nebula_compile.ir import ResourceGraph, lower
 from nebula_compile.resolve import Resolved, check_rules, resolve
 from nebula_compile.source import Document, load, load_text
 from nebula_compile.spec import Spec, validate
@@ -81,3 +84,53 @@ def validate_path(path: str) -> Validation:
 def validate_text(text: str, file: str = "nebula.yaml") -> Validation:
     with _gc_paused():
         return check(load_text(text, file))
+
+
+@dataclass(frozen=True)
+class Compilation:
+    """The outcome of `nebula compile`: per environment, its graph and its files."""
+
+    validation: Validation
+    graphs: dict[str, ResourceGraph]
+    outputs: dict[str, Bundle]
+    diagnostics: tuple[Diagnostic, ...]
+
+    @property
+    def ok(self) -> bool:
+        return self.validation.ok and not has_errors(self.diagnostics)
+
+
+def compile_validation(
+    validation: Validation, environments: Sequence[str] | None = None, revision: str | None = None
+) -> Compilation:
+    """validate -> lower -> emit, for the given environments (all when None)."""
+    found = list(validation.diagnostics)
+    if not validation.ok or validation.resolved is None:
+        return Compilation(validation, {}, {}, tuple(found))
+    spec = validation.resolved.spec
+    chosen = list(environments) if environments else list(spec.environments)
+    for name in chosen:
+        if name not in spec.environments:
+            hint = did_you_mean(name, spec.environments) or f"environments: {one_of(list(spec.environments))}"
+            found.append(Diagnostic("NEB506", f"unknown environment '{name}'", None, hint))
+    if has_errors(found):
+        return Compilation(validation, {}, {}, tuple(found))
+    root_dir = os.path.dirname(validation.document.root)
+    graphs: dict[str, ResourceGraph] = {}
+    outputs: dict[str, Bundle] = {}
+    with _gc_paused():
+        for name in chosen:
+            graph, lowered = lower(
+                validation.resolved, name, validation.document.sourcemap, root_dir=root_dir, revision=revision
+            )
+            found.extend(lowered)
+            context = EmitContext(name)
+            bundle = Bundle.merge(emitter(graph, context) for emitter in EMITTERS)
+            found.extend(bundle.diagnostics)
+            graphs[name] = graph
+            outputs[name] = Bundle({**bundle.files, "manifest.json": graph.dumps()}, bundle.diagnostics)
+    return Compilation(validation, graphs, outputs, tuple(found))
+
+
+def compile_path(path: str, environments: Sequence[str] | None = None, revision: str | None = None) -> Compilation:
+    return compile_validation(validate_path(path), environments, revision)

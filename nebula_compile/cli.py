@@ -7,6 +7,7 @@ Exit codes: 0 ok, 1 a user error (invalid config, missing file), 2 bad usage,
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import sys
@@ -15,8 +16,10 @@ from collections.abc import Sequence
 from importlib import resources
 
 from nebula_compile import __version__
-from nebula_compile.api import Validation, validate_path
-from nebula_compile.output import write_text_atomic
+from nebula_compile.api import Validation, compile_validation, validate_path
+from nebula_compile.gitops import current_revision
+from nebula_compile.ir.manifest import render_manifest_schema
+from nebula_compile.output import OutputError, remove_stale, write_text_atomic, write_tree
 from nebula_compile.render import render_json, render_text, summary
 from nebula_compile.spec.schema import render_schema
 
@@ -70,8 +73,55 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_compile(args: argparse.Namespace) -> int:
+    validation = validate_path(args.path)
+    if args.revision == "auto":
+        revision = current_revision(args.path) if validation.document.value is not None else None
+    else:
+        revision = None if args.revision == "none" else args.revision
+    compilation = compile_validation(validation, args.env, revision)
+    diagnostics = compilation.diagnostics
+    if args.format == "json" and not compilation.ok:
+        sys.stdout.write(render_json(diagnostics, file=args.path))
+        return EXIT_USER
+    if diagnostics and args.format == "text":
+        color = _color(sys.stderr, args.color)
+        sources = validation.document.sources
+        sys.stderr.write(render_text(diagnostics, sources, color=color, limit=args.max_errors) + "\n")
+    if not compilation.ok:
+        sys.stderr.write(f"{args.path}: not compiled ({summary(diagnostics)}); {args.out} is unchanged\n")
+        return EXIT_USER
+    written = []
+    try:
+        for environment, bundle in compilation.outputs.items():
+            folder = os.path.join(args.out, environment)
+            write_tree(folder, bundle.files)
+            written.append((environment, folder, len(bundle.files), len(compilation.graphs[environment])))
+        removed = remove_stale(args.out, set(compilation.outputs)) if not args.env else []
+    except OutputError as err:
+        sys.stderr.write(f"error: {err}\n")
+        return EXIT_USER
+    if args.format == "json":
+        report = {
+            "valid": True,
+            "revision": revision,
+            "environments": {
+                env: {"folder": folder, "files": files, "resources": count, "hash": compilation.graphs[env].hash}
+                for env, folder, files, count in written
+            },
+            "removed": removed,
+        }
+        sys.stdout.write(json.dumps(report, indent=2, sort_keys=True) + "\n")
+        return EXIT_OK
+    for environment, folder, files, count in written:
+        sys.stdout.write(f"{environment}: {count} resources -> {files} files in {folder}\n")
+    for name in removed:
+        sys.stdout.write(f"removed {os.path.join(args.out, name)} (no such environment any more)\n")
+    return EXIT_OK
+
+
 def cmd_schema(args: argparse.Namespace) -> int:
-    text = render_schema()
+    text = render_manifest_schema() if args.manifest else render_schema()
     if args.check:
         try:
             with open(args.check, encoding="utf-8") as handle:
@@ -80,7 +130,8 @@ def cmd_schema(args: argparse.Namespace) -> int:
             sys.stderr.write(f"error: cannot read {args.check}: {err.strerror}\n")
             return EXIT_USER
         if current != text:
-            sys.stderr.write(f"{args.check} is out of date; run 'nebula schema --out {args.check}'\n")
+            flag = " --manifest" if args.manifest else ""
+            sys.stderr.write(f"{args.check} is out of date; run 'nebula schema{flag} --out {args.check}'\n")
             return EXIT_USER
         sys.stdout.write(f"{args.check} is up to date\n")
         return EXIT_OK
@@ -148,11 +199,32 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("--color", choices=("auto", "always", "never"), default="auto", help="colored output")
     validate.set_defaults(func=cmd_validate)
 
+    compile_ = sub.add_parser(
+        "compile",
+        help="compile nebula.yaml into Kubernetes, monitoring, pipelines and images",
+        description="Validate, then write each environment's output into OUT/ENV, atomically.",
+    )
+    compile_.add_argument("path", nargs="?", default="nebula.yaml", help="configuration file (default: ./nebula.yaml)")
+    compile_.add_argument("--env", action="append", metavar="ENV", help="only this environment (repeatable)")
+    compile_.add_argument("--out", default="build", metavar="DIR", help="output folder (default: build)")
+    compile_.add_argument(
+        "--revision",
+        default="auto",
+        metavar="REV",
+        help="commit recorded in provenance annotations: auto (the config's git HEAD), none, or a commit",
+    )
+    compile_.add_argument("--format", choices=("text", "json"), default="text", help="output format (default: text)")
+    compile_.add_argument("--max-errors", type=_positive, default=50, metavar="N", help="show at most N diagnostics")
+    compile_.add_argument("--color", choices=("auto", "always", "never"), default="auto", help="colored output")
+    compile_.set_defaults(func=cmd_compile)
+
     schema = sub.add_parser(
         "schema",
-        help="print the JSON Schema of nebula.yaml",
-        description="Print or write the JSON Schema that editors use to complete and check nebula.yaml.",
+        help="print the JSON Schema of nebula.yaml (or of manifest.json)",
+        description="Print or write the JSON Schema that editors use to complete and check nebula.yaml, "
+        "or with --manifest the schema of the compiled manifest.json.",
     )
+    schema.add_argument("--manifest", action="store_true", help="the schema of manifest.json instead of nebula.yaml")
     group = schema.add_mutually_exclusive_group()
     group.add_argument("--out", metavar="FILE", help="write to FILE instead of standard output")
     group.add_argument("--check", metavar="FILE", help="exit 1 if FILE differs from the current schema")

@@ -1,0 +1,18 @@
+"""The git commit a configuration file belongs to, for provenance annotations."""
+
+from __future__ import annotations
+
+import os
+
+
+def current_revision(path: str) -> str | None:
+    """HEAD of the repository that holds `path`, or None outside git (or with no commit yet)."""
+    try:
+        import git
+    except ImportError:  # pragma: no cover - gitpython is a core dependency
+        return None
+    try:
+        repo = git.Repo(os.path.dirname(os.path.abspath(path)) or ".", search_parent_directories=True)
+        return str(repo.head.commit.hexsha)
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError, ValueError):
+        return None

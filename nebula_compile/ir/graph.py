@@ -1,0 +1,135 @@
+"""The resource graph: what one environment of the platform consists of.
+
+It is the one contract between the compiler and everything downstream (emitters,
+`stacks/`, `plan`, `apply`, the runtime), serialized as `manifest.json`. Each
+resource has a stable id (`kind.project.name`), its environment-resolved spec as
+plain JSON values, the ids it depends on, the source position it came from, and a
+content hash that changes exactly when the resource does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from nebula_compile.diagnostics import Span
+
+MANIFEST_VERSION = "nebula.manifest/v1"
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def content_hash(value: Any) -> str:
+    return hashlib.sha256(canonical_json(value).encode("utf-8")).hexdigest()[:16]
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    file: str
+    line: int
+    column: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}"
+
+
+@dataclass(frozen=True, slots=True)
+class Resource:
+    id: str
+    kind: str
+    name: str
+    project: str | None
+    spec: Mapping[str, Any]
+    depends_on: tuple[str, ...] = ()
+    source: Source | None = None
+    hash: str = ""
+    span: Span | None = field(default=None, compare=False)
+    """Where the resource is written, as diagnostics point at it (not part of the manifest)."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "name": self.name,
+            "project": self.project,
+            "depends_on": list(self.depends_on),
+            "source": None
+            if self.source is None
+            else {"file": self.source.file, "line": self.source.line, "column": self.source.column},
+            "hash": self.hash,
+            "spec": self.spec,
+        }
+
+
+def make_resource(
+    kind: str,
+    name: str,
+    project: str | None,
+    spec: Mapping[str, Any],
+    depends_on: tuple[str, ...] = (),
+    source: Source | None = None,
+    span: Span | None = None,
+) -> Resource:
+    rid = f"{kind}.{project}.{name}" if project is not None else f"{kind}.{name}"
+    deps = tuple(sorted(set(depends_on)))
+    digest = content_hash({"kind": kind, "spec": spec, "depends_on": deps})
+    return Resource(rid, kind, name, project, spec, deps, source, digest, span)
+
+
+@dataclass(frozen=True)
+class ResourceGraph:
+    environment: str
+    settings: Mapping[str, Any]
+    """The environment's own settings (namespace prefix, cloud, DNS, ...), resolved."""
+    platform: Mapping[str, Any]
+    resources: tuple[Resource, ...]
+    revision: str | None = None
+    _index: dict[str, Resource] = field(default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._index.update((r.id, r) for r in self.resources)
+
+    def __iter__(self) -> Iterator[Resource]:
+        return iter(self.resources)
+
+    def __len__(self) -> int:
+        return len(self.resources)
+
+    def get(self, rid: str) -> Resource | None:
+        return self._index.get(rid)
+
+    def of_kind(self, kind: str) -> list[Resource]:
+        return [r for r in self.resources if r.kind == kind]
+
+    def project_resources(self, project: str, kind: str) -> list[Resource]:
+        return [r for r in self.resources if r.project == project and r.kind == kind]
+
+    @property
+    def hash(self) -> str:
+        return content_hash(
+            {
+                "environment": self.environment,
+                "settings": self.settings,
+                "platform": self.platform,
+                "resources": [[r.id, r.hash] for r in self.resources],
+            }
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "manifest": MANIFEST_VERSION,
+            "environment": self.environment,
+            "revision": self.revision,
+            "hash": self.hash,
+            "platform": self.platform,
+            "settings": self.settings,
+            "resources": [r.to_json() for r in self.resources],
+        }
+
+    def dumps(self) -> str:
+        return json.dumps(self.to_json(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
