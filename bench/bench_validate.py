@@ -111,13 +111,14 @@ def table(rows: list[dict[str, float]]) -> str:
     return "\n".join(out)
 
 
-def write_docs(text: str) -> None:
+def write_docs(text: str, start: str = START, end: str = END) -> None:
+    """Replace what stands between the `start` and `end` markers of docs/benchmarks.md."""
     current = DOCS.read_text(encoding="utf-8")
-    if START not in current or END not in current:
-        raise SystemExit(f"{DOCS} lacks the {START} / {END} markers")
-    head, rest = current.split(START, 1)
-    _, tail = rest.split(END, 1)
-    DOCS.write_text(f"{head}{START}\n{text}\n{END}{tail}", encoding="utf-8")
+    if start not in current or end not in current:
+        raise SystemExit(f"{DOCS} lacks the {start} / {end} markers")
+    head, rest = current.split(start, 1)
+    _, tail = rest.split(end, 1)
+    DOCS.write_text(f"{head}{start}\n{text}\n{end}{tail}", encoding="utf-8")
 
 
 def main() -> None:

@@ -24,7 +24,7 @@ from nebula_compile.emit.context import EmitContext
 from nebula_compile.emit.images import image_ref
 from nebula_compile.emit.kube import PORT, RESTRICTED_CONTAINER, k8s, labels, pod_security, provenance, resources
 from nebula_compile.emit.yamlout import dump
-from nebula_compile.ir.graph import Resource, ResourceGraph, content_hash
+from nebula_compile.ir.graph import Resource, ResourceGraph, content_hash, pretty_json
 
 GPU = "nvidia.com/gpu"
 SERVING_SA = "nebula-serving"
@@ -132,13 +132,11 @@ def env_name(*parts: str) -> str:
 
 
 def _project_manifest(graph: ResourceGraph, project: str, connections: set[str]) -> str:
-    data = graph.to_json()
-    data["resources"] = [
-        r
-        for r in data["resources"]
-        if r["project"] == project or (r["kind"] == "connection" and r["name"] in connections)
-    ]
-    return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    """The manifest, cut to what a project's jobs need: its resources and its connections."""
+    mine = [graph.get(f"connection.{name}") for name in connections] + [graph.get(f"project.{project}")]
+    for kind in ("dataset", "preprocessing", "model", "notebook", "deployment"):
+        mine.extend(graph.project_resources(project, kind))
+    return pretty_json(graph.to_json(sorted((r for r in mine if r is not None), key=lambda r: r.id)))
 
 
 def _base_objects(out: _Objects, project: Resource, connections: dict[str, Resource]) -> list[dict[str, Any]]:
@@ -480,7 +478,7 @@ def _serving(out: _Objects, deployment: Resource) -> None:
             "task": model.spec["task"],
             "monitoring": spec.get("monitoring", {}),
         }
-        config_text = json.dumps(config, indent=2, sort_keys=True) + "\n"
+        config_text = pretty_json(config)
         out.add(
             k8s(
                 "v1",

@@ -16,14 +16,13 @@ Metrics the model server exports (the contract with the runtime):
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from nebula_compile.emit.bundle import Bundle
 from nebula_compile.emit.context import EmitContext
 from nebula_compile.emit.kube import camel
 from nebula_compile.emit.yamlout import dump
-from nebula_compile.ir.graph import Resource, ResourceGraph
+from nebula_compile.ir.graph import Resource, ResourceGraph, pretty_json
 from nebula_compile.spec.types import duration_seconds
 
 QUANTILES = {"latency": 0.95, "latency_p50": 0.5, "latency_p95": 0.95, "latency_p99": 0.99}
@@ -197,8 +196,8 @@ def emit_monitoring(graph: ResourceGraph, context: EmitContext) -> Bundle:
         if deployment.spec.get("target", "kubernetes") != "kubernetes":
             continue
         by_project.setdefault(deployment.project or "", []).extend(rule_groups(graph, deployment))
-        files[f"monitoring/grafana/{deployment.project}-{deployment.name}.json"] = (
-            json.dumps(dashboard(graph, deployment), indent=2, sort_keys=True) + "\n"
+        files[f"monitoring/grafana/{deployment.project}-{deployment.name}.json"] = pretty_json(
+            dashboard(graph, deployment)
         )
     for project, groups in sorted(by_project.items()):
         if groups:

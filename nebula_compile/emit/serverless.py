@@ -8,13 +8,11 @@ in `stacks/aws` reads it to declare the Lambda function, its role and log group.
 
 from __future__ import annotations
 
-import json
-
 from nebula_compile.diagnostics import Diagnostic
 from nebula_compile.emit.bundle import Bundle, problem
 from nebula_compile.emit.context import EmitContext
 from nebula_compile.emit.images import image_ref
-from nebula_compile.ir.graph import ResourceGraph
+from nebula_compile.ir.graph import ResourceGraph, pretty_json
 from nebula_compile.spec.types import duration_seconds
 
 HANDLER = "nebula_runtime.serverless.handler"
@@ -91,7 +89,5 @@ def emit_serverless(graph: ResourceGraph, context: EmitContext) -> Bundle:
             "variants": variants,
             "source": str(deployment.source) if deployment.source else None,
         }
-        files[f"serverless/{deployment.project}-{deployment.name}.json"] = (
-            json.dumps(config, indent=2, sort_keys=True) + "\n"
-        )
+        files[f"serverless/{deployment.project}-{deployment.name}.json"] = pretty_json(config)
     return Bundle(files, tuple(found))

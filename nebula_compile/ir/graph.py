@@ -9,11 +9,14 @@ content hash that changes exactly when the resource does.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 from nebula_compile.diagnostics import Span
 
@@ -22,6 +25,11 @@ MANIFEST_VERSION = "nebula.manifest/v1"
 
 def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def pretty_json(value: Any) -> str:
+    """Indented, key-sorted JSON with a final newline: how every JSON file of the output is written."""
+    return orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode("utf-8") + "\n"
 
 
 def content_hash(value: Any) -> str:
@@ -90,9 +98,14 @@ class ResourceGraph:
     resources: tuple[Resource, ...]
     revision: str | None = None
     _index: dict[str, Resource] = field(default_factory=dict, repr=False, compare=False)
+    _by_kind: dict[tuple[str | None, str], list[Resource]] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        self._index.update((r.id, r) for r in self.resources)
+        for resource in self.resources:
+            self._index[resource.id] = resource
+            self._by_kind.setdefault((None, resource.kind), []).append(resource)
+            if resource.project is not None:
+                self._by_kind.setdefault((resource.project, resource.kind), []).append(resource)
 
     def __iter__(self) -> Iterator[Resource]:
         return iter(self.resources)
@@ -104,12 +117,12 @@ class ResourceGraph:
         return self._index.get(rid)
 
     def of_kind(self, kind: str) -> list[Resource]:
-        return [r for r in self.resources if r.kind == kind]
+        return list(self._by_kind.get((None, kind), ()))
 
     def project_resources(self, project: str, kind: str) -> list[Resource]:
-        return [r for r in self.resources if r.project == project and r.kind == kind]
+        return list(self._by_kind.get((project, kind), ()))
 
-    @property
+    @functools.cached_property
     def hash(self) -> str:
         return content_hash(
             {
@@ -120,7 +133,8 @@ class ResourceGraph:
             }
         )
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, resources: list[Resource] | None = None) -> dict[str, Any]:
+        """The manifest; with `resources`, a manifest holding only those (a project's share)."""
         return {
             "manifest": MANIFEST_VERSION,
             "environment": self.environment,
@@ -128,8 +142,8 @@ class ResourceGraph:
             "hash": self.hash,
             "platform": self.platform,
             "settings": self.settings,
-            "resources": [r.to_json() for r in self.resources],
+            "resources": [r.to_json() for r in (self.resources if resources is None else resources)],
         }
 
     def dumps(self) -> str:
-        return json.dumps(self.to_json(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+        return pretty_json(self.to_json())
