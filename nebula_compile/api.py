@@ -128,7 +128,7 @@ def compile_validation(
             bundle = Bundle.merge(emitter(graph, context) for emitter in EMITTERS)
             found.extend(bundle.diagnostics)
             graphs[name] = graph
-            outputs[name] = Bundle({**bundle.files, "manifest.json": graph.dumps()}, bundle.diagnostics)
+            outputs[name] = Bundle({**bundle.files, "manifest.json": graph.dumps()}, bundle.diagnostics, bundle.objects)
     return Compilation(validation, graphs, outputs, tuple(found))
 
 

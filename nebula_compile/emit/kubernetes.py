@@ -1,5 +1,9 @@
 """emit_kubernetes: the resource graph -> one kustomize folder for the environment.
 
+Files are grouped the way reviewers think: per project `project.yaml` (namespace,
+accounts, RBAC, network policies, secrets), `deployment-<name>.yaml` (everything
+that serves it), `model-<name>.yaml` (training) and `notebook-<name>.yaml`.
+
 Per project: a Namespace (Pod Security "restricted"), service accounts, RBAC from
 roles and bindings, a default-deny NetworkPolicy plus the allows the workloads
 need, ExternalSecrets for the credentials its data sources reference, and the
@@ -23,7 +27,7 @@ from nebula_compile.emit.bundle import Bundle, problem
 from nebula_compile.emit.context import EmitContext
 from nebula_compile.emit.images import image_ref
 from nebula_compile.emit.kube import PORT, RESTRICTED_CONTAINER, k8s, labels, pod_security, provenance, resources
-from nebula_compile.emit.yamlout import dump
+from nebula_compile.emit.yamlout import dump, dump_all
 from nebula_compile.ir.graph import Resource, ResourceGraph, content_hash, pretty_json
 
 GPU = "nvidia.com/gpu"
@@ -74,11 +78,12 @@ class _Objects:
         self.project = project
         self.namespace = namespace
         self.items: list[tuple[str, dict[str, Any]]] = []
+        self.unit = "project"
+        """The file the next objects go to: one per project, deployment, model and notebook."""
         self.problems: list[Diagnostic] = []
 
     def add(self, obj: dict[str, Any]) -> None:
-        kind = obj["kind"].lower()
-        self.items.append((f"{self.project}/{kind}-{obj['metadata']['name']}.yaml", obj))
+        self.items.append((f"{self.project}/{self.unit}.yaml", obj))
 
     def labels(self, **extra: str) -> dict[str, str]:
         return labels(self.graph.environment, self.project, **extra)
@@ -762,23 +767,33 @@ def _connections_of(graph: ResourceGraph, project: str) -> dict[str, Resource]:
 
 def emit_kubernetes(graph: ResourceGraph, context: EmitContext) -> Bundle:
     files: dict[str, str] = {}
+    objects: dict[str, dict[str, Any]] = {}
     found: list[Diagnostic] = []
     for project in graph.of_kind("project"):
         namespace = project.spec["namespace"]
         out = _Objects(graph, project.name, namespace)
         models = graph.project_resources(project.name, "model")
         connections = _connections_of(graph, project.name)
+        out.unit = "project"
         env = _base_objects(out, project, connections)
         _rbac(out, project)
         for model in models:
+            out.unit = f"model-{model.name}"
             _training(out, model, env)
         for deployment in graph.project_resources(project.name, "deployment"):
             if deployment.spec.get("target", "kubernetes") == "kubernetes":
+                out.unit = f"deployment-{deployment.name}"
                 _serving(out, deployment)
         for notebook in graph.project_resources(project.name, "notebook"):
+            out.unit = f"notebook-{notebook.name}"
             _notebook(out, notebook)
+        grouped: dict[str, list[dict[str, Any]]] = {}
         for path, obj in out.items:
-            files[f"kubernetes/{path}"] = dump(obj)
+            grouped.setdefault(f"kubernetes/{path}", []).append(obj)
+        for path, group in grouped.items():
+            files[path] = dump_all(group)
+            for index, obj in enumerate(group):
+                objects[f"{path}#{index}"] = obj
         found.extend(out.problems)
     kustomization = {
         "apiVersion": "kustomize.config.k8s.io/v1beta1",
@@ -786,4 +801,4 @@ def emit_kubernetes(graph: ResourceGraph, context: EmitContext) -> Bundle:
         "resources": sorted(p.removeprefix("kubernetes/") for p in files),
     }
     files["kubernetes/kustomization.yaml"] = dump(kustomization)
-    return Bundle(files, tuple(found))
+    return Bundle(files, tuple(found), objects)

@@ -4,7 +4,7 @@ Stages: ingest and validate each dataset, run each preprocessing step, then per
 model train, evaluate and register. Each stage calls the runtime's job entry
 point (`python -m nebula_runtime.jobs STAGE`) with the compiled manifest, so a
 laptop (`dvc repro`, `nebula run`) and a cluster (the Jobs, applied in order) run
-the same code. `params.yaml` holds each object's spec, so DVC reruns exactly the
+the same code (`jobs.yaml` lists the Jobs in order). `params.yaml` holds each object's spec, so DVC reruns exactly the
 stages whose part of nebula.yaml changed.
 """
 
@@ -16,7 +16,7 @@ from nebula_compile import __version__
 from nebula_compile.emit.bundle import Bundle
 from nebula_compile.emit.context import EmitContext
 from nebula_compile.emit.kube import RESTRICTED_CONTAINER, k8s, labels, pod_security, provenance
-from nebula_compile.emit.yamlout import dump
+from nebula_compile.emit.yamlout import dump, dump_all
 from nebula_compile.ir.graph import Resource, ResourceGraph
 
 MANIFEST = "../../manifest.json"
@@ -213,6 +213,6 @@ def emit_pipelines(graph: ResourceGraph, context: EmitContext) -> Bundle:
             dvc_stages[name] = stage
         files[f"{folder}/dvc.yaml"] = dump({"stages": dvc_stages})
         files[f"{folder}/params.yaml"] = dump(_params(graph, project.name))
-        for order, (name, args, _stage_spec) in enumerate(planned, start=1):
-            files[f"{folder}/jobs/{order:02d}-{name}.yaml"] = dump(_job(graph, project, order, name, args))
+        jobs = [_job(graph, project, order, name, args) for order, (name, args, _) in enumerate(planned, start=1)]
+        files[f"{folder}/jobs.yaml"] = dump_all(jobs)
     return Bundle(files)

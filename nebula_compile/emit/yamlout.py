@@ -151,4 +151,5 @@ def dump(value: Any) -> str:
 
 
 def dump_all(values: list[Any]) -> str:
-    return "---\n".join(dump(v) for v in values)
+    """Several documents in one file, each introduced by `---`."""
+    return "".join(f"---\n{dump(v)}" for v in values)

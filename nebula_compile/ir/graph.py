@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from nebula_compile.diagnostics import Span
+from nebula_compile.diagnostics import Path, Span
 
 MANIFEST_VERSION = "nebula.manifest/v1"
 
@@ -58,6 +58,8 @@ class Resource:
     hash: str = ""
     span: Span | None = field(default=None, compare=False)
     """Where the resource is written, as diagnostics point at it (not part of the manifest)."""
+    path: Path = field(default=(), compare=False)
+    """Its path in the configuration, to locate a field of it (not part of the manifest)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -82,11 +84,12 @@ def make_resource(
     depends_on: tuple[str, ...] = (),
     source: Source | None = None,
     span: Span | None = None,
+    path: Path = (),
 ) -> Resource:
     rid = f"{kind}.{project}.{name}" if project is not None else f"{kind}.{name}"
     deps = tuple(sorted(set(depends_on)))
     digest = content_hash({"kind": kind, "spec": spec, "depends_on": deps})
-    return Resource(rid, kind, name, project, spec, deps, source, digest, span)
+    return Resource(rid, kind, name, project, spec, deps, source, digest, span, path)
 
 
 @dataclass(frozen=True)

@@ -44,7 +44,7 @@ class _Lowering:
     ) -> None:
         span = self.sourcemap.span(path, key=True)
         source = None if span is None else Source(_relative(span.file, self.root_dir), span.line, span.column)
-        self.resources.append(make_resource(kind, name, project, spec, depends_on, source, span))
+        self.resources.append(make_resource(kind, name, project, spec, depends_on, source, span, path))
 
 
 def _relative(file: str, root_dir: str) -> str:

@@ -21,6 +21,12 @@ class OutputError(Exception):
     """The output folder cannot be written (a user-facing problem, not a bug)."""
 
 
+def _write_file(item: tuple[str, str]) -> None:
+    path, text = item
+    with open(path, "w", encoding="utf-8", newline="\n") as handle:
+        handle.write(text)
+
+
 def owned(folder: str) -> bool:
     return os.path.isfile(os.path.join(folder, MARKER))
 
@@ -32,11 +38,11 @@ def write_tree(folder: str, files: Mapping[str, str]) -> None:
     os.makedirs(parent, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=f".{os.path.basename(folder)}.new-", dir=parent)
     try:
-        for relative, text in {**files, MARKER: MARKER_TEXT}.items():
-            target = os.path.join(staging, *relative.split("/"))
-            os.makedirs(os.path.dirname(target), exist_ok=True)
-            with open(target, "w", encoding="utf-8", newline="\n") as handle:
-                handle.write(text)
+        everything = {**files, MARKER: MARKER_TEXT}
+        for directory in sorted({os.path.dirname(os.path.join(staging, *p.split("/"))) for p in everything}):
+            os.makedirs(directory, exist_ok=True)
+        for relative, text in everything.items():
+            _write_file((os.path.join(staging, *relative.split("/")), text))
         old = None
         if os.path.exists(folder):
             old = tempfile.mkdtemp(prefix=f".{os.path.basename(folder)}.old-", dir=parent)

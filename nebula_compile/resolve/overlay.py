@@ -87,3 +87,23 @@ def overlay(spec: Spec, environment: str) -> Spec:
             update={"deployments": deployments, "notebooks": notebooks, "models": models}
         )
     return spec.model_copy(update={"projects": projects})
+
+
+# override field -> the field of the base object it changes
+_OVERRIDE_FIELDS = {"variants": "traffic"}
+
+
+def override_path(spec: Spec, environment: str, path: tuple[str | int, ...]) -> tuple[str | int, ...]:
+    """A path into a project object, moved to the override of `environment` that set that field.
+
+    A problem found in an environment's view then points at the line that caused it.
+    """
+    if len(path) < 5 or path[0] != "projects" or environment not in spec.environments:
+        return path
+    _, project, section, name, field, *rest = path
+    override = spec.environments[environment].overrides.get(str(project))
+    target = getattr(override, str(section), {}).get(name) if override is not None else None
+    field = _OVERRIDE_FIELDS.get(str(field), field)
+    if target is None or field not in target.model_fields_set:
+        return path
+    return ("environments", environment, "overrides", project, section, name, field, *rest)

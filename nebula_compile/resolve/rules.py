@@ -16,7 +16,7 @@ from typing import Any
 from croniter import croniter
 
 from nebula_compile.diagnostics import Diagnostic, Path, Severity, did_you_mean, one_of
-from nebula_compile.resolve.overlay import overlay
+from nebula_compile.resolve.overlay import overlay, override_path
 from nebula_compile.resolve.resolve import Resolved
 from nebula_compile.source.sourcemap import SourceMap
 from nebula_compile.spec import catalog
@@ -29,10 +29,6 @@ _PREFIX = re.compile(r"^[a-z0-9][-a-z0-9]*$")
 MAX_CRONJOB_NAME = 52
 _SECRETISH = re.compile(r"password|passwd|secret|token|api[_-]?key|private[_-]?key|credential")
 _URL_PASSWORD = re.compile(r"^[a-z][a-z0-9+.-]*://[^/@:\s]*:[^/@\s]+@", re.IGNORECASE)
-
-
-# override field -> the field of the base object it changes
-_OVERRIDE_FIELDS = {"variants": "traffic"}
 
 
 @dataclass
@@ -52,15 +48,9 @@ class Check:
 
     def translate(self, path: Path) -> Path:
         """A path into a project object, moved to the environment override that set that field."""
-        if self.environment is None or self.base is None or len(path) < 5 or path[0] != "projects":
+        if self.environment is None or self.base is None:
             return path
-        _, project, section, name, field, *rest = path
-        override = self.base.environments[self.environment].overrides.get(str(project))
-        target = getattr(override, str(section), {}).get(name) if override is not None else None
-        field = _OVERRIDE_FIELDS.get(str(field), field)
-        if target is None or field not in target.model_fields_set:
-            return path
-        return ("environments", self.environment, "overrides", project, section, name, field, *rest)
+        return override_path(self.base, self.environment, path)
 
     def error(self, code: str, message: str, path: Path, hint: str | None = None, *, key: bool | None = None) -> None:
         path = self.translate(path)

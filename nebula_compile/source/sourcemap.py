@@ -101,11 +101,12 @@ class SourceMap:
         located = self.locate(path, key=key)
         return located.span if located else None
 
-    def _step(self, current: Node | Merged, segment: str | int) -> tuple[str, Node | None, Node | Merged] | None:
+    def _step(self, current: Node | Merged | None, segment: str | int) -> tuple[str, Node | None, Node | Merged] | None:
         if isinstance(current, Merged):
             entry = current.entries.get(segment)
             if entry is None:
-                return None
+                # a single file's tree needs no merged entries: read its node directly
+                return self._step(current.node, segment) if current.node is not None and not current.entries else None
             return entry.file, entry.key, entry.value
         if isinstance(current, MappingNode):
             pair = self._mapping_index(current).get(str(segment))

@@ -133,6 +133,25 @@ class ProjectOverride(Base):
     notebooks: dict[str, NotebookOverride] = {}
 
 
+PolicyLevel = Literal["advisory", "mandatory", "disabled"]
+
+
+class PolicySetting(Base):
+    level: PolicyLevel | None = None
+    parameters: dict[str, Scalar | list[Scalar]] = Field(default={}, description="Values the policy reads.")
+
+
+def _policy_form(value: Any) -> str:
+    return "<level>" if isinstance(value, str) else "<setting>"
+
+
+PolicyEntry = Annotated[
+    Union[Annotated[PolicyLevel, Tag("<level>")], Annotated[PolicySetting, Tag("<setting>")]],
+    Discriminator(_policy_form),
+]
+"""`name: mandatory`, or `name: {level: advisory, parameters: {...}}`."""
+
+
 class Environment(Base):
     description: str | None = None
     production: bool = Field(default=False, description="Production environments get the strictest policies.")
@@ -141,6 +160,9 @@ class Environment(Base):
     dns: Dns | None = None
     gpu_nodes: bool = Field(default=False, description="Whether this environment has GPU nodes.")
     overrides: dict[str, ProjectOverride] = Field(default={}, description="Per-project settings for this environment.")
+    policies: dict[str, PolicyEntry] = Field(
+        default={}, description="Policy levels and parameters in this environment."
+    )
 
 
 # --- connections ------------------------------------------------------------------------------
@@ -657,6 +679,9 @@ class Spec(Base):
     roles: dict[str, RoleSpec] = {}
     bindings: list[Binding] = []
     auth: Auth = Auth()
+    policies: dict[str, PolicyEntry] = Field(
+        default={}, description="Policy levels and parameters everywhere; environments may change them again."
+    )
 
 
 Resources.model_rebuild()

@@ -71,12 +71,12 @@ def test_files_that_no_longer_belong_are_removed(tmp_path: Path) -> None:
     config = tmp_path / "nebula.yaml"
     shutil.copy(ROOT / "examples" / "minimal" / "nebula.yaml", config)
     assert nebula("compile", "--revision", "none", cwd=tmp_path).returncode == 0
-    assert (tmp_path / "build/dev/kubernetes/iris/deployment-iris-api-main.yaml").exists()
+    assert (tmp_path / "build/dev/kubernetes/iris/deployment-iris-api.yaml").exists()
     config.write_text(config.read_text().replace("iris-api", "flowers-api") + "environments: {staging: {}}\n")
     result = nebula("compile", "--revision", "none", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert not (tmp_path / "build/dev").exists(), "an environment that is gone is removed"
-    assert (tmp_path / "build/staging/kubernetes/iris/deployment-flowers-api-main.yaml").exists()
+    assert (tmp_path / "build/staging/kubernetes/iris/deployment-flowers-api.yaml").exists()
     assert "removed build/dev" in result.stdout
     leftovers = [p.name for p in (tmp_path / "build").iterdir() if p.name.startswith(".")]
     assert leftovers == []
@@ -122,7 +122,7 @@ def test_provenance_records_the_git_commit(tmp_path: Path) -> None:
     repo.index.add(["nebula.yaml"])
     commit = repo.index.commit("platform v1", author=git.Actor("ci", "ci@example.com"))
     assert nebula("compile", cwd=tmp_path).returncode == 0
-    deployment = (tmp_path / "build/dev/kubernetes/iris/deployment-iris-api-main.yaml").read_text()
+    deployment = (tmp_path / "build/dev/kubernetes/iris/deployment-iris-api.yaml").read_text()
     assert f"nebula/commit: {commit.hexsha}" in deployment
     assert "nebula/source: nebula.yaml:10" in deployment
     manifest = json.loads((tmp_path / "build/dev/manifest.json").read_text())

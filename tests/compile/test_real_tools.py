@@ -42,7 +42,7 @@ def objects(folder: Path) -> list[tuple[Path, dict[str, object]]]:
     out = []
     for path in sorted((folder / "kubernetes").rglob("*.yaml")):
         if path.name != "kustomization.yaml":
-            out.append((path, yaml.safe_load(path.read_text())))
+            out.extend((path, obj) for obj in yaml.safe_load_all(path.read_text()))
     return out
 
 
@@ -86,7 +86,8 @@ def test_kubectl_kustomize_builds_the_environment(compiled: Compiled, config: st
     assert result.returncode == 0, result.stderr
     built = list(yaml.safe_load_all(result.stdout))
     listed = yaml.safe_load((folder / "kustomization.yaml").read_text())["resources"]
-    assert len(built) == len(listed)
+    written = sum(len(list(yaml.safe_load_all((folder / name).read_text()))) for name in listed)
+    assert len(built) == written
 
 
 @pytest.mark.parametrize(("config", "env"), ENV_CASES, ids=ENV_IDS)
