@@ -14,7 +14,11 @@ from dataclasses import dataclass
 
 from nebula_compile.diagnostics import Diagnostic, did_you_mean, has_errors, one_of
 from nebula_compile.emit import EMITTERS, Bundle, EmitContext
+from nebula_compile.gitops import current_revision
+from nebula_compile.gitops.reader import GitTree, RevisionError
 from nebula_compile.ir import ResourceGraph, lower
+from nebula_compile.plan.plan import Plan, Side, make_plan
+from nebula_compile.policy import PolicyReport, check_policies
 from nebula_compile.resolve import Resolved, check_rules, resolve
 from nebula_compile.source import Document, load, load_text
 from nebula_compile.spec import Spec, validate
@@ -134,3 +138,80 @@ def compile_validation(
 
 def compile_path(path: str, environments: Sequence[str] | None = None, revision: str | None = None) -> Compilation:
     return compile_validation(validate_path(path), environments, revision)
+
+
+def check_compilation_policies(compilation: Compilation) -> PolicyReport:
+    """Every policy over every compiled environment (`nebula policy check`, and inside validate and plan)."""
+    validation = compilation.validation
+    if validation.resolved is None or not compilation.graphs:
+        return PolicyReport(())
+    objects = {env: bundle.objects for env, bundle in compilation.outputs.items()}
+    root = os.path.dirname(os.path.abspath(validation.document.root))
+    return check_policies(validation.resolved.spec, validation.document.sourcemap, compilation.graphs, objects, root)
+
+
+@dataclass(frozen=True)
+class PlanResult:
+    plan: Plan | None
+    diagnostics: tuple[Diagnostic, ...]
+    sources: dict[str, str]
+
+    @property
+    def ok(self) -> bool:
+        return self.plan is not None and not has_errors(self.diagnostics)
+
+
+def _compile_revision(
+    path: str, revision: str | None, environments: Sequence[str] | None
+) -> tuple[Compilation | None, str | None]:
+    """The config at `revision` (None: the working tree), compiled; None when the file did not exist there."""
+    if revision is None:
+        document = load(path)
+        commit = current_revision(path)
+    else:
+        with GitTree.at(path, revision) as tree:
+            document = load(path, read=tree.read, glob=tree.glob)
+            commit = tree.commit
+        if document.value is None and any(d.code == "NEB100" and d.span is None for d in document.diagnostics):
+            return None, commit  # the configuration did not exist yet at that revision
+    with _gc_paused():
+        validation = check(document)
+    return compile_validation(validation, environments, commit), commit
+
+
+def plan_config(path: str, base: str, head: str | None = None, environments: Sequence[str] | None = None) -> PlanResult:
+    """Compile the config at `base` and at `head` (the working tree by default) and diff them."""
+    try:
+        base_compilation, base_commit = _compile_revision(path, base, environments)
+        head_compilation, head_commit = _compile_revision(path, head, environments)
+    except RevisionError as err:
+        return PlanResult(
+            None, (Diagnostic("NEB601", str(err), None, "pass a commit, branch or tag of this repository"),), {}
+        )
+    assert head_compilation is not None or head is not None
+    if head_compilation is None:
+        return PlanResult(None, (Diagnostic("NEB602", f"{path} does not exist at {head}"),), {})
+    sources = dict(head_compilation.validation.document.sources)
+    found = list(head_compilation.diagnostics)
+    if base_compilation is not None and not base_compilation.ok:
+        found.append(
+            Diagnostic(
+                "NEB603",
+                f"the configuration at the base revision {base} does not compile",
+                None,
+                "plan against a revision whose configuration is valid",
+            )
+        )
+    if has_errors(found) or not head_compilation.ok:
+        return PlanResult(None, tuple(found), sources)
+    policy = check_compilation_policies(head_compilation).diagnostics
+    base_side: Side = (
+        (base_compilation.graphs, {e: b.files for e, b in base_compilation.outputs.items()})
+        if base_compilation is not None
+        else ({}, {})
+    )
+    head_side: Side = (head_compilation.graphs, {e: b.files for e, b in head_compilation.outputs.items()})
+    plan = make_plan(
+        base_side, head_side, policy, base_revision=base_commit, head_revision=head_commit if head else None
+    )
+    return PlanResult(plan, tuple(found) + policy, sources)

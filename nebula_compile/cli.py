@@ -16,14 +16,21 @@ from collections.abc import Sequence
 from importlib import resources
 
 from nebula_compile import __version__
-from nebula_compile.api import Validation, compile_validation, validate_path
+from nebula_compile.api import Validation, check_compilation_policies, compile_validation, plan_config, validate_path
+from nebula_compile.diagnostics import has_errors
 from nebula_compile.gitops import current_revision
 from nebula_compile.ir.manifest import render_manifest_schema
 from nebula_compile.output import OutputError, remove_stale, write_text_atomic, write_tree
+from nebula_compile.plan.render import render_plan_json, render_plan_markdown, render_plan_text
+from nebula_compile.policy.checks import CHECKS
+from nebula_compile.policy.packs import load_packs
+from nebula_compile.policy.report import render_junit, render_policy_json, render_sarif
 from nebula_compile.render import render_json, render_text, summary
 from nebula_compile.spec.schema import render_schema
 
 EXIT_OK, EXIT_USER, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+EXIT_CHANGES = 2
+"""`plan --detailed-exitcode` with changes, as Terraform does (argparse usage errors are 2 as well)."""
 
 
 def _color(stream: object, flag: str) -> bool:
@@ -57,7 +64,11 @@ def _counts(validation: Validation) -> str:
 def cmd_validate(args: argparse.Namespace) -> int:
     validation = validate_path(args.path)
     diagnostics = validation.diagnostics
-    failed = not validation.ok or (args.warnings_as_errors and bool(diagnostics))
+    if validation.ok and args.policies:
+        # the same policy results as `nebula policy check` and `nebula plan`
+        compilation = compile_validation(validation, revision=None)
+        diagnostics = compilation.diagnostics + check_compilation_policies(compilation).diagnostics
+    failed = has_errors(diagnostics) or not validation.ok or (args.warnings_as_errors and bool(diagnostics))
     if args.format == "json":
         sys.stdout.write(render_json(diagnostics, file=args.path))
         return EXIT_USER if failed else EXIT_OK
@@ -118,6 +129,73 @@ def cmd_compile(args: argparse.Namespace) -> int:
     for name in removed:
         sys.stdout.write(f"removed {os.path.join(args.out, name)} (no such environment any more)\n")
     return EXIT_OK
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    result = plan_config(args.path, args.base, args.head, args.env)
+    color = _color(sys.stdout, args.color)
+    if result.plan is None:
+        sys.stderr.write(render_text(result.diagnostics, result.sources, color=_color(sys.stderr, args.color)))
+        sys.stderr.write(f"{args.path}: no plan ({summary(result.diagnostics)})\n")
+        return EXIT_USER
+    plan = result.plan
+    if args.out:
+        write_text_atomic(args.out, render_plan_json(plan))
+    if args.format == "json":
+        sys.stdout.write(render_plan_json(plan))
+    elif args.format == "markdown":
+        sys.stdout.write(render_plan_markdown(plan))
+    else:
+        warnings = [d for d in result.diagnostics if d not in plan.policy]
+        if warnings:
+            sys.stderr.write(render_text(warnings, result.sources, color=_color(sys.stderr, args.color)))
+        sys.stdout.write(render_plan_text(plan, color=color))
+    if has_errors(plan.policy):
+        return EXIT_USER
+    if args.detailed_exitcode and plan.changed:
+        return EXIT_CHANGES
+    return EXIT_OK
+
+
+def cmd_policy_check(args: argparse.Namespace) -> int:
+    validation = validate_path(args.path)
+    compilation = compile_validation(validation, args.env, revision=None)
+    if not compilation.ok:
+        sys.stderr.write(
+            render_text(compilation.diagnostics, validation.document.sources, color=_color(sys.stderr, args.color))
+        )
+        sys.stderr.write(f"{args.path}: invalid ({summary(compilation.diagnostics)}); policies were not checked\n")
+        return EXIT_USER
+    report = check_compilation_policies(compilation)
+    if args.format == "text":
+        text = render_text(
+            report.diagnostics, validation.document.sources, color=_color(sys.stdout, args.color), limit=10_000
+        )
+        checked = len(report.results)
+        passed = sum(1 for r in report.results if not r.violations and r.level != "disabled")
+        text += f"{checked} policy checks over {len(compilation.graphs)} environment(s): {passed} passed"
+        text += f", {summary(report.diagnostics)}\n" if report.diagnostics else "\n"
+    elif args.format == "json":
+        text = render_policy_json(report)
+    elif args.format == "sarif":
+        text = render_sarif(report)
+    else:
+        text = render_junit(report)
+    if args.out:
+        write_text_atomic(args.out, text)
+    else:
+        sys.stdout.write(text)
+    return EXIT_USER if report.failed else EXIT_OK
+
+
+def cmd_policy_list(args: argparse.Namespace) -> int:
+    root = os.path.dirname(os.path.abspath(args.path)) if os.path.exists(args.path) else None
+    policies, problems = load_packs(root, set(CHECKS))
+    for policy in sorted(policies, key=lambda p: p.name):
+        sys.stdout.write(f"{policy.name:32} {policy.level:10} {policy.description}\n")
+    for problem in problems:
+        sys.stderr.write(f"{problem.span}: {problem.message}\n")
+    return EXIT_USER if problems else EXIT_OK
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
@@ -196,6 +274,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-errors", type=_positive, default=50, metavar="N", help="show at most N diagnostics (default: 50)"
     )
     validate.add_argument("--warnings-as-errors", action="store_true", help="fail when there are warnings")
+    validate.add_argument(
+        "--no-policies", dest="policies", action="store_false", help="check the language only, not the policies"
+    )
     validate.add_argument("--color", choices=("auto", "always", "never"), default="auto", help="colored output")
     validate.set_defaults(func=cmd_validate)
 
@@ -217,6 +298,49 @@ def build_parser() -> argparse.ArgumentParser:
     compile_.add_argument("--max-errors", type=_positive, default=50, metavar="N", help="show at most N diagnostics")
     compile_.add_argument("--color", choices=("auto", "always", "never"), default="auto", help="colored output")
     compile_.set_defaults(func=cmd_compile)
+
+    plan = sub.add_parser(
+        "plan",
+        help="show what a change to nebula.yaml would change",
+        description="Compile the config at --base and at --head (default: the working tree) through git, "
+        "without checking anything out, and show the difference. Exit 0 no changes, 2 changes "
+        "(with --detailed-exitcode), 1 an error or a mandatory policy violation.",
+    )
+    plan.add_argument("path", nargs="?", default="nebula.yaml", help="configuration file (default: ./nebula.yaml)")
+    plan.add_argument("--base", required=True, metavar="REV", help="revision to compare against, e.g. origin/main")
+    plan.add_argument("--head", metavar="REV", help="revision to plan (default: the working tree)")
+    plan.add_argument("--env", action="append", metavar="ENV", help="only this environment (repeatable)")
+    plan.add_argument(
+        "--format", choices=("text", "markdown", "json"), default="text", help="text, markdown (a PR comment) or json"
+    )
+    plan.add_argument("--out", metavar="FILE", help="also save the plan as JSON, for apply")
+    plan.add_argument("--detailed-exitcode", action="store_true", help="exit 2 when there are changes")
+    plan.add_argument("--color", choices=("auto", "always", "never"), default="auto", help="colored output")
+    plan.set_defaults(func=cmd_plan)
+
+    policy = sub.add_parser(
+        "policy",
+        help="check the compiled platform against policies",
+        description="Policies from policies/ (built in) and the config repository's policies/ folder.",
+    )
+    policy_sub = policy.add_subparsers(dest="policy_command", metavar="COMMAND")
+    policy_sub.required = True
+    policy_check = policy_sub.add_parser("check", help="check every environment; exit 1 on a mandatory violation")
+    policy_check.add_argument(
+        "path", nargs="?", default="nebula.yaml", help="configuration file (default: ./nebula.yaml)"
+    )
+    policy_check.add_argument("--env", action="append", metavar="ENV", help="only this environment (repeatable)")
+    policy_check.add_argument(
+        "--format", choices=("text", "json", "sarif", "junit"), default="text", help="output format (default: text)"
+    )
+    policy_check.add_argument("--out", metavar="FILE", help="write the report to FILE")
+    policy_check.add_argument("--color", choices=("auto", "always", "never"), default="auto", help="colored output")
+    policy_check.set_defaults(func=cmd_policy_check)
+    policy_list = policy_sub.add_parser("list", help="list the policies and their default levels")
+    policy_list.add_argument(
+        "path", nargs="?", default="nebula.yaml", help="configuration file (default: ./nebula.yaml)"
+    )
+    policy_list.set_defaults(func=cmd_policy_list)
 
     schema = sub.add_parser(
         "schema",

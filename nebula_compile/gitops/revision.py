@@ -12,7 +12,7 @@ def current_revision(path: str) -> str | None:
     except ImportError:  # pragma: no cover - gitpython is a core dependency
         return None
     try:
-        repo = git.Repo(os.path.dirname(os.path.abspath(path)) or ".", search_parent_directories=True)
-        return str(repo.head.commit.hexsha)
+        with git.Repo(os.path.dirname(os.path.abspath(path)) or ".", search_parent_directories=True) as repo:
+            return str(repo.head.commit.hexsha)
     except (git.InvalidGitRepositoryError, git.NoSuchPathError, ValueError):
         return None

@@ -118,6 +118,7 @@ def test_compile_one_environment_and_json_report(tmp_path: Path) -> None:
 
 def test_provenance_records_the_git_commit(tmp_path: Path) -> None:
     repo = git.Repo.init(tmp_path)
+    repo.close()
     shutil.copy(ROOT / "examples" / "minimal" / "nebula.yaml", tmp_path / "nebula.yaml")
     repo.index.add(["nebula.yaml"])
     commit = repo.index.commit("platform v1", author=git.Actor("ci", "ci@example.com"))

@@ -1,0 +1,1 @@
+"""Plans: what a change to nebula.yaml would change, typed, summarized and rendered."""
