@@ -11,6 +11,7 @@ import gc
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from nebula_compile.diagnostics import Diagnostic, did_you_mean, has_errors, one_of
 from nebula_compile.emit import EMITTERS, Bundle, EmitContext
@@ -105,7 +106,10 @@ class Compilation:
 
 
 def compile_validation(
-    validation: Validation, environments: Sequence[str] | None = None, revision: str | None = None
+    validation: Validation,
+    environments: Sequence[str] | None = None,
+    revision: str | None = None,
+    cache: dict[tuple[str, ...], Any] | None = None,
 ) -> Compilation:
     """validate -> lower -> emit, for the given environments (all when None)."""
     found = list(validation.diagnostics)
@@ -128,7 +132,7 @@ def compile_validation(
                 validation.resolved, name, validation.document.sourcemap, root_dir=root_dir, revision=revision
             )
             found.extend(lowered)
-            context = EmitContext(name)
+            context = EmitContext(name, cache)
             bundle = Bundle.merge(emitter(graph, context) for emitter in EMITTERS)
             found.extend(bundle.diagnostics)
             graphs[name] = graph
@@ -162,7 +166,7 @@ class PlanResult:
 
 
 def _compile_revision(
-    path: str, revision: str | None, environments: Sequence[str] | None
+    path: str, revision: str | None, environments: Sequence[str] | None, cache: dict[tuple[str, ...], Any]
 ) -> tuple[Compilation | None, str | None]:
     """The config at `revision` (None: the working tree), compiled; None when the file did not exist there."""
     if revision is None:
@@ -176,14 +180,17 @@ def _compile_revision(
             return None, commit  # the configuration did not exist yet at that revision
     with _gc_paused():
         validation = check(document)
-    return compile_validation(validation, environments, commit), commit
+    # no commit in the outputs: it would differ in every file and hide the real changes
+    return compile_validation(validation, environments, None, cache), commit
 
 
 def plan_config(path: str, base: str, head: str | None = None, environments: Sequence[str] | None = None) -> PlanResult:
     """Compile the config at `base` and at `head` (the working tree by default) and diff them."""
     try:
-        base_compilation, base_commit = _compile_revision(path, base, environments)
-        head_compilation, head_commit = _compile_revision(path, head, environments)
+        # both sides share emitted output wherever a project did not change
+        cache: dict[tuple[str, ...], Any] = {}
+        head_compilation, head_commit = _compile_revision(path, head, environments, cache)
+        base_compilation, base_commit = _compile_revision(path, base, environments, cache)
     except RevisionError as err:
         return PlanResult(
             None, (Diagnostic("NEB601", str(err), None, "pass a commit, branch or tag of this repository"),), {}

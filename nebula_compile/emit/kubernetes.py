@@ -769,32 +769,26 @@ def emit_kubernetes(graph: ResourceGraph, context: EmitContext) -> Bundle:
     files: dict[str, str] = {}
     objects: dict[str, dict[str, Any]] = {}
     found: list[Diagnostic] = []
+    shared = content_hash(
+        [graph.settings, graph.platform, graph.revision]
+        + [[r.id, r.hash] for kind in ("connection", "role", "binding") for r in graph.of_kind(kind)]
+    )
     for project in graph.of_kind("project"):
-        namespace = project.spec["namespace"]
-        out = _Objects(graph, project.name, namespace)
-        models = graph.project_resources(project.name, "model")
-        connections = _connections_of(graph, project.name)
-        out.unit = "project"
-        env = _base_objects(out, project, connections)
-        _rbac(out, project)
-        for model in models:
-            out.unit = f"model-{model.name}"
-            _training(out, model, env)
-        for deployment in graph.project_resources(project.name, "deployment"):
-            if deployment.spec.get("target", "kubernetes") == "kubernetes":
-                out.unit = f"deployment-{deployment.name}"
-                _serving(out, deployment)
-        for notebook in graph.project_resources(project.name, "notebook"):
-            out.unit = f"notebook-{notebook.name}"
-            _notebook(out, notebook)
-        grouped: dict[str, list[dict[str, Any]]] = {}
-        for path, obj in out.items:
-            grouped.setdefault(f"kubernetes/{path}", []).append(obj)
-        for path, group in grouped.items():
-            files[path] = dump_all(group)
-            for index, obj in enumerate(group):
-                objects[f"{path}#{index}"] = obj
-        found.extend(out.problems)
+        key = (
+            "kubernetes",
+            shared,
+            project.hash,
+            *(r.hash for kind in PROJECT_KINDS for r in graph.project_resources(project.name, kind)),
+        )
+        cached = context.cache.get(key) if context.cache is not None else None
+        if cached is None:
+            cached = _project_files(graph, project)
+            if context.cache is not None:
+                context.cache[key] = cached
+        project_files, project_objects, problems = cached
+        files.update(project_files)
+        objects.update(project_objects)
+        found.extend(problems)
     kustomization = {
         "apiVersion": "kustomize.config.k8s.io/v1beta1",
         "kind": "Kustomization",
@@ -802,3 +796,41 @@ def emit_kubernetes(graph: ResourceGraph, context: EmitContext) -> Bundle:
     }
     files["kubernetes/kustomization.yaml"] = dump(kustomization)
     return Bundle(files, tuple(found), objects)
+
+
+PROJECT_KINDS = ("dataset", "preprocessing", "model", "notebook", "deployment")
+
+
+def _project_files(
+    graph: ResourceGraph, project: Resource
+) -> tuple[dict[str, str], dict[str, dict[str, Any]], list[Diagnostic]]:
+    """One project's folder: files, the objects in them, and what went wrong."""
+    files: dict[str, str] = {}
+    objects: dict[str, dict[str, Any]] = {}
+    found: list[Diagnostic] = []
+    namespace = project.spec["namespace"]
+    out = _Objects(graph, project.name, namespace)
+    models = graph.project_resources(project.name, "model")
+    connections = _connections_of(graph, project.name)
+    out.unit = "project"
+    env = _base_objects(out, project, connections)
+    _rbac(out, project)
+    for model in models:
+        out.unit = f"model-{model.name}"
+        _training(out, model, env)
+    for deployment in graph.project_resources(project.name, "deployment"):
+        if deployment.spec.get("target", "kubernetes") == "kubernetes":
+            out.unit = f"deployment-{deployment.name}"
+            _serving(out, deployment)
+    for notebook in graph.project_resources(project.name, "notebook"):
+        out.unit = f"notebook-{notebook.name}"
+        _notebook(out, notebook)
+    grouped: dict[str, list[dict[str, Any]]] = {}
+    for path, obj in out.items:
+        grouped.setdefault(f"kubernetes/{path}", []).append(obj)
+    for path, group in grouped.items():
+        files[path] = dump_all(group)
+        for index, obj in enumerate(group):
+            objects[f"{path}#{index}"] = obj
+    found.extend(out.problems)
+    return files, objects, found

@@ -127,22 +127,30 @@ class ResourceGraph:
 
     @functools.cached_property
     def hash(self) -> str:
+        return self._hash_of(self.resources)
+
+    def _hash_of(self, resources: tuple[Resource, ...] | list[Resource]) -> str:
         return content_hash(
             {
                 "environment": self.environment,
                 "settings": self.settings,
                 "platform": self.platform,
-                "resources": [[r.id, r.hash] for r in self.resources],
+                "resources": [[r.id, r.hash] for r in resources],
             }
         )
 
     def to_json(self, resources: list[Resource] | None = None) -> dict[str, Any]:
-        """The manifest; with `resources`, a manifest holding only those (a project's share)."""
+        """The manifest; with `resources`, a manifest holding only those (a project's share).
+
+        A share's hash covers the share alone, so one project's change leaves the
+        manifests given to other projects' jobs untouched.
+        """
+        digest = self.hash if resources is None else self._hash_of(resources)
         return {
             "manifest": MANIFEST_VERSION,
             "environment": self.environment,
             "revision": self.revision,
-            "hash": self.hash,
+            "hash": digest,
             "platform": self.platform,
             "settings": self.settings,
             "resources": [r.to_json() for r in (self.resources if resources is None else resources)],

@@ -7,6 +7,7 @@ violate it. CHECKS is the explicit registry that packs name with `check:`.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 from collections.abc import Callable, Iterator, Mapping
@@ -108,16 +109,19 @@ def no_literal_secrets(target: Target) -> Iterator[Found]:
                     yield target.resource_of(obj), obj["kind"], obj["metadata"]["name"], None
 
 
+@functools.lru_cache(maxsize=1024)
+def shortest_interval(schedule: str) -> float:
+    """The shortest gap, in seconds, between runs of a cron schedule (over its next 50 runs)."""
+    runs = croniter(schedule, datetime(2030, 1, 1, tzinfo=UTC))
+    times = [float(runs.get_next(float)) for _ in range(50)]
+    return min(b - a for a, b in itertools.pairwise(times))
+
+
 def retraining_floor(target: Target) -> Iterator[Found]:
     floor = float(target.parameters.get("minimum_minutes", 60)) * 60
-    start = datetime(2030, 1, 1, tzinfo=UTC)
     for model in target.graph.of_kind("model"):
         schedule = (model.spec.get("retraining") or {}).get("schedule")
-        if not schedule:
-            continue
-        runs = croniter(schedule, start)
-        times = [runs.get_next(float) for _ in range(50)]
-        if min(b - a for a, b in itertools.pairwise(times)) < floor:
+        if schedule and shortest_interval(schedule) < floor:
             yield model, "model", model.name, "retraining"
 
 
