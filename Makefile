@@ -38,6 +38,8 @@ check: lint typecheck test ## everything CI runs
 
 bench: ## run the benchmarks and write their figures into docs/benchmarks.md
 	$(PY) bench/bench_validate.py
+	$(PY) bench/bench_compile.py
+	$(PY) bench/bench_plan.py
 
 clean: ## remove caches and build output
 	rm -rf build .pytest_cache .mypy_cache .ruff_cache .hypothesis bench/out

@@ -169,16 +169,16 @@ def _compile_revision(
     path: str, revision: str | None, environments: Sequence[str] | None, cache: dict[tuple[str, ...], Any]
 ) -> tuple[Compilation | None, str | None]:
     """The config at `revision` (None: the working tree), compiled; None when the file did not exist there."""
-    if revision is None:
-        document = load(path)
-        commit = current_revision(path)
-    else:
-        with GitTree.at(path, revision) as tree:
-            document = load(path, read=tree.read, glob=tree.glob)
-            commit = tree.commit
-        if document.value is None and any(d.code == "NEB100" and d.span is None for d in document.diagnostics):
-            return None, commit  # the configuration did not exist yet at that revision
     with _gc_paused():
+        if revision is None:
+            document = load(path)
+            commit = current_revision(path)
+        else:
+            with GitTree.at(path, revision) as tree:
+                document = load(path, read=tree.read, glob=tree.glob)
+                commit = tree.commit
+            if document.value is None and any(d.code == "NEB100" and d.span is None for d in document.diagnostics):
+                return None, commit  # the configuration did not exist yet at that revision
         validation = check(document)
     # no commit in the outputs: it would differ in every file and hide the real changes
     return compile_validation(validation, environments, None, cache), commit

@@ -17,6 +17,7 @@ Notebook. Every object carries the line of nebula.yaml it came from.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -24,7 +25,7 @@ from typing import Any
 from nebula_compile.diagnostics import Diagnostic
 from nebula_compile.emit import monitoring
 from nebula_compile.emit.bundle import Bundle, problem
-from nebula_compile.emit.context import EmitContext
+from nebula_compile.emit.context import EmitContext, cached, shared_key
 from nebula_compile.emit.images import image_ref
 from nebula_compile.emit.kube import PORT, RESTRICTED_CONTAINER, k8s, labels, pod_security, provenance, resources
 from nebula_compile.emit.yamlout import dump, dump_all
@@ -769,10 +770,7 @@ def emit_kubernetes(graph: ResourceGraph, context: EmitContext) -> Bundle:
     files: dict[str, str] = {}
     objects: dict[str, dict[str, Any]] = {}
     found: list[Diagnostic] = []
-    shared = content_hash(
-        [graph.settings, graph.platform, graph.revision]
-        + [[r.id, r.hash] for kind in ("connection", "role", "binding") for r in graph.of_kind(kind)]
-    )
+    shared = shared_key(graph)
     for project in graph.of_kind("project"):
         key = (
             "kubernetes",
@@ -780,12 +778,9 @@ def emit_kubernetes(graph: ResourceGraph, context: EmitContext) -> Bundle:
             project.hash,
             *(r.hash for kind in PROJECT_KINDS for r in graph.project_resources(project.name, kind)),
         )
-        cached = context.cache.get(key) if context.cache is not None else None
-        if cached is None:
-            cached = _project_files(graph, project)
-            if context.cache is not None:
-                context.cache[key] = cached
-        project_files, project_objects, problems = cached
+        project_files, project_objects, problems = cached(
+            context, key, functools.partial(_project_files, graph, project)
+        )
         files.update(project_files)
         objects.update(project_objects)
         found.extend(problems)

@@ -16,10 +16,11 @@ Metrics the model server exports (the contract with the runtime):
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from nebula_compile.emit.bundle import Bundle
-from nebula_compile.emit.context import EmitContext
+from nebula_compile.emit.context import EmitContext, cached, shared_key
 from nebula_compile.emit.kube import camel
 from nebula_compile.emit.yamlout import dump
 from nebula_compile.ir.graph import Resource, ResourceGraph, pretty_json
@@ -189,16 +190,24 @@ def dashboard(graph: ResourceGraph, deployment: Resource) -> dict[str, Any]:
     }
 
 
+def _deployment_monitoring(graph: ResourceGraph, deployment: Resource) -> tuple[list[dict[str, Any]], str]:
+    return rule_groups(graph, deployment), pretty_json(dashboard(graph, deployment))
+
+
 def emit_monitoring(graph: ResourceGraph, context: EmitContext) -> Bundle:
     files: dict[str, str] = {}
     by_project: dict[str, list[dict[str, Any]]] = {}
+    shared = shared_key(graph)
     for deployment in graph.of_kind("deployment"):
         if deployment.spec.get("target", "kubernetes") != "kubernetes":
             continue
-        by_project.setdefault(deployment.project or "", []).extend(rule_groups(graph, deployment))
-        files[f"monitoring/grafana/{deployment.project}-{deployment.name}.json"] = pretty_json(
-            dashboard(graph, deployment)
+        groups, board = cached(
+            context,
+            ("monitoring", shared, deployment.hash),
+            functools.partial(_deployment_monitoring, graph, deployment),
         )
+        by_project.setdefault(deployment.project or "", []).extend(groups)
+        files[f"monitoring/grafana/{deployment.project}-{deployment.name}.json"] = board
     for project, groups in sorted(by_project.items()):
         if groups:
             files[f"monitoring/prometheus/{project}.rules.yaml"] = dump({"groups": groups})

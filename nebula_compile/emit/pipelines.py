@@ -10,11 +10,12 @@ stages whose part of nebula.yaml changed.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from nebula_compile import __version__
 from nebula_compile.emit.bundle import Bundle
-from nebula_compile.emit.context import EmitContext
+from nebula_compile.emit.context import EmitContext, cached, shared_key
 from nebula_compile.emit.kube import RESTRICTED_CONTAINER, k8s, labels, pod_security, provenance
 from nebula_compile.emit.yamlout import dump, dump_all
 from nebula_compile.ir.graph import Resource, ResourceGraph
@@ -197,22 +198,36 @@ def _job(graph: ResourceGraph, project: Resource, order: int, stage: str, args: 
     )
 
 
+def _project_pipeline(graph: ResourceGraph, project: Resource) -> dict[str, str]:
+    planned = stages(graph, project.name)
+    if not planned:
+        return {}
+    folder = f"pipelines/{project.name}"
+    dvc_stages = {}
+    for name, _args, stage in planned:
+        command, rest = stage["cmd"].split(" ", 1)
+        dvc_stages[name] = {**stage, "cmd": f"python -m nebula_runtime.jobs {command} --manifest {MANIFEST} {rest}"}
+    jobs = [_job(graph, project, order, name, args) for order, (name, args, _) in enumerate(planned, start=1)]
+    return {
+        f"{folder}/dvc.yaml": dump({"stages": dvc_stages}),
+        f"{folder}/params.yaml": dump(_params(graph, project.name)),
+        f"{folder}/jobs.yaml": dump_all(jobs),
+    }
+
+
 def emit_pipelines(graph: ResourceGraph, context: EmitContext) -> Bundle:
     files: dict[str, str] = {}
+    shared = shared_key(graph)
     for project in graph.of_kind("project"):
-        planned = stages(graph, project.name)
-        if not planned:
-            continue
-        folder = f"pipelines/{project.name}"
-        dvc_stages = {}
-        for name, _args, stage in planned:
-            stage = dict(stage)
-            stage["cmd"] = (
-                f"python -m nebula_runtime.jobs {stage['cmd'].split(' ', 1)[0]} --manifest {MANIFEST} {stage['cmd'].split(' ', 1)[1]}"
-            )
-            dvc_stages[name] = stage
-        files[f"{folder}/dvc.yaml"] = dump({"stages": dvc_stages})
-        files[f"{folder}/params.yaml"] = dump(_params(graph, project.name))
-        jobs = [_job(graph, project, order, name, args) for order, (name, args, _) in enumerate(planned, start=1)]
-        files[f"{folder}/jobs.yaml"] = dump_all(jobs)
+        key = (
+            "pipelines",
+            shared,
+            project.hash,
+            *(
+                r.hash
+                for kind in ("dataset", "preprocessing", "model")
+                for r in graph.project_resources(project.name, kind)
+            ),
+        )
+        files.update(cached(context, key, functools.partial(_project_pipeline, graph, project)))
     return Bundle(files)
