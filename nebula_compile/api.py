@@ -8,21 +8,26 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import json
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import git
+
 from nebula_compile.diagnostics import Diagnostic, did_you_mean, has_errors, one_of
 from nebula_compile.emit import EMITTERS, Bundle, EmitContext
 from nebula_compile.gitops import current_revision
+from nebula_compile.gitops.hydrate import HydrateError, hydrate
 from nebula_compile.gitops.reader import GitTree, RevisionError
 from nebula_compile.ir import ResourceGraph, lower
-from nebula_compile.plan.plan import Plan, Side, make_plan
+from nebula_compile.plan.plan import PLAN_VERSION, Plan, Side, make_plan
 from nebula_compile.policy import PolicyReport, check_policies
 from nebula_compile.resolve import Resolved, check_rules, resolve
 from nebula_compile.source import Document, load, load_text
 from nebula_compile.spec import Spec, validate
+from nebula_compile.state import ApplyResult, StateError, Store
 
 
 @dataclass(frozen=True)
@@ -166,7 +171,12 @@ class PlanResult:
 
 
 def _compile_revision(
-    path: str, revision: str | None, environments: Sequence[str] | None, cache: dict[tuple[str, ...], Any]
+    path: str,
+    revision: str | None,
+    environments: Sequence[str] | None,
+    cache: dict[tuple[str, ...], Any],
+    *,
+    keep_revision: bool = False,
 ) -> tuple[Compilation | None, str | None]:
     """The config at `revision` (None: the working tree), compiled; None when the file did not exist there."""
     with _gc_paused():
@@ -180,8 +190,8 @@ def _compile_revision(
             if document.value is None and any(d.code == "NEB100" and d.span is None for d in document.diagnostics):
                 return None, commit  # the configuration did not exist yet at that revision
         validation = check(document)
-    # no commit in the outputs: it would differ in every file and hide the real changes
-    return compile_validation(validation, environments, None, cache), commit
+    # a plan leaves the commit out of the outputs: it would differ in every file and hide the real changes
+    return compile_validation(validation, environments, commit if keep_revision else None, cache), commit
 
 
 def plan_config(path: str, base: str, head: str | None = None, environments: Sequence[str] | None = None) -> PlanResult:
@@ -222,3 +232,192 @@ def plan_config(path: str, base: str, head: str | None = None, environments: Seq
         base_side, head_side, policy, base_revision=base_commit, head_revision=head_commit if head else None
     )
     return PlanResult(plan, tuple(found) + policy, sources)
+
+
+@dataclass(frozen=True)
+class ApplyReport:
+    results: tuple[ApplyResult, ...]
+    commit: str | None
+    deployed: dict[str, str | None]
+    """Environment -> the deploy-branch commit made for it (None: the branch already matched)."""
+    diagnostics: tuple[Diagnostic, ...]
+    sources: dict[str, str]
+
+    @property
+    def ok(self) -> bool:
+        return not has_errors(self.diagnostics)
+
+
+def state_url(spec: Spec, config_path: str) -> str:
+    """DATABASE_URL when set, else the platform's `state`; a relative SQLite path is relative to the config."""
+    url = os.environ.get("DATABASE_URL")
+    if not url:
+        state = spec.platform.state
+        if isinstance(state, str):
+            url = state
+        elif hasattr(state, "env"):
+            url = os.environ.get(state.env)
+            if not url:
+                raise StateError(f"platform.state reads ${state.env}, which is not set")
+        else:
+            raise StateError("platform.state is a secret-store reference; set DATABASE_URL to reach it from here")
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:////") and url != "sqlite:///:memory:":
+        relative = url.removeprefix("sqlite:///")
+        url = "sqlite:///" + os.path.join(os.path.dirname(os.path.abspath(config_path)), relative)
+    return url
+
+
+def _error(code: str, message: str, hint: str | None = None) -> Diagnostic:
+    return Diagnostic(code, message, None, hint)
+
+
+def apply_config(
+    path: str,
+    *,
+    ref: str | None = None,
+    plan_file: str | None = None,
+    environments: Sequence[str] | None = None,
+    lock_timeout: float = 60.0,
+    hydrate_branch: bool = True,
+) -> ApplyReport:
+    """Record the config (at `ref`, or as a saved plan says) in the state store, then hydrate the deploy branch."""
+    saved: dict[str, Any] | None = None
+    if plan_file is not None:
+        try:
+            with open(plan_file, encoding="utf-8") as handle:
+                saved = json.load(handle)
+        except (OSError, ValueError) as err:
+            return ApplyReport((), None, {}, (_error("NEB604", f"cannot read plan {plan_file}: {err}"),), {})
+        if not isinstance(saved, dict) or saved.get("plan") != PLAN_VERSION:
+            return ApplyReport((), None, {}, (_error("NEB604", f"{plan_file} is not a nebula plan"),), {})
+        ref = saved.get("head_revision") or ref
+        environments = environments or [e["environment"] for e in saved["environments"] if e["head_hash"]]
+    try:
+        compilation, commit = _compile_revision(path, ref, environments, {}, keep_revision=True)
+    except RevisionError as err:
+        return ApplyReport((), None, {}, (_error("NEB601", str(err)),), {})
+    if compilation is None:
+        return ApplyReport((), None, {}, (_error("NEB602", f"{path} does not exist at {ref}"),), {})
+    sources = dict(compilation.validation.document.sources)
+    found = list(compilation.diagnostics)
+    if compilation.ok:
+        found.extend(check_compilation_policies(compilation).diagnostics)
+    if has_errors(found) or compilation.validation.resolved is None:
+        return ApplyReport((), commit, {}, tuple(found), sources)
+    spec = compilation.validation.resolved.spec
+    author = _author(path, commit)
+    try:
+        store = Store.open(state_url(spec, path))
+    except StateError as err:
+        return ApplyReport((), commit, {}, (*found, _error("NEB605", str(err))), sources)
+    try:
+        with store.lock(timeout=lock_timeout):
+            if saved is not None:
+                for entry in saved["environments"]:
+                    name = entry["environment"]
+                    current = store.current_hash(name)
+                    if current != entry["base_hash"] and current != entry["head_hash"]:
+                        found.append(
+                            _error(
+                                "NEB606",
+                                f"the plan is stale: {name} changed since it was planned",
+                                "run nebula plan again and apply the new plan",
+                            )
+                        )
+                    graph = compilation.graphs.get(name)
+                    if graph is not None and graph.hash != entry["head_hash"]:
+                        found.append(
+                            _error("NEB606", f"the configuration of {name} changed since it was planned", "plan again")
+                        )
+                if has_errors(found):
+                    return ApplyReport((), commit, {}, tuple(found), sources)
+            results = store.apply_graphs(list(compilation.graphs.values()), commit=commit, author=author[0])
+    except StateError as err:
+        return ApplyReport((), commit, {}, (*found, _error("NEB607", str(err))), sources)
+    finally:
+        store.close()
+    deployed: dict[str, str | None] = {}
+    if hydrate_branch and commit is not None:
+        repo = _repo_root(path)
+        for environment, bundle in compilation.outputs.items():
+            message = f"nebula: {environment} from {commit[:12]}\n\nRendered by nebula from {commit} ({author[0]}).\n"
+            try:
+                deployed[environment] = hydrate(
+                    repo, spec.platform.deploy_branch, environment, bundle.files, message, author
+                )
+            except HydrateError as err:
+                found.append(_error("NEB608", f"could not update branch {spec.platform.deploy_branch}: {err}"))
+    return ApplyReport(tuple(results), commit, deployed, tuple(found), sources)
+
+
+def _repo_root(path: str) -> str:
+    with git.Repo(os.path.dirname(os.path.abspath(path)), search_parent_directories=True) as repo:
+        return str(repo.working_tree_dir)
+
+
+def _author(path: str, commit: str | None) -> tuple[str, str]:
+    if commit is None:
+        return ("nebula", "nebula@localhost")
+    try:
+        with git.Repo(os.path.dirname(os.path.abspath(path)), search_parent_directories=True) as repo:
+            who = repo.commit(commit).author
+            return (str(who.name or "nebula"), str(who.email or "nebula@localhost"))
+    except (git.InvalidGitRepositoryError, git.BadName, ValueError):
+        return ("nebula", "nebula@localhost")
+
+
+@dataclass(frozen=True)
+class Drift:
+    environment: str
+    missing: tuple[str, ...]
+    """In the config, not in the state: not applied yet."""
+    changed: tuple[str, ...]
+    """In both, different."""
+    extra: tuple[str, ...]
+    """Applied before, gone from the config."""
+    unmanaged: tuple[str, ...]
+    """Created through the runtime API, not in git."""
+
+    @property
+    def drifted(self) -> bool:
+        return bool(self.missing or self.changed or self.extra or self.unmanaged)
+
+
+def drift_config(
+    path: str, ref: str | None = None, environments: Sequence[str] | None = None
+) -> tuple[list[Drift], tuple[Diagnostic, ...], dict[str, str]]:
+    """Differences between the state store and the config at `ref` (the working tree by default)."""
+    try:
+        compilation, _commit = _compile_revision(path, ref, environments, {})
+    except RevisionError as err:
+        return [], (_error("NEB601", str(err)),), {}
+    if compilation is None or not compilation.ok or compilation.validation.resolved is None:
+        found = (
+            compilation.diagnostics
+            if compilation is not None
+            else (_error("NEB602", f"{path} does not exist at {ref}"),)
+        )
+        sources = dict(compilation.validation.document.sources) if compilation is not None else {}
+        return [], found, sources
+    try:
+        store = Store.open(state_url(compilation.validation.resolved.spec, path))
+    except StateError as err:
+        return [], (_error("NEB605", str(err)),), {}
+    drifts = []
+    try:
+        for name, graph in compilation.graphs.items():
+            state = store.resources(name)
+            managed = {rid: row for rid, row in state.items() if row.managed}
+            wanted = {r.id: r for r in graph}
+            drifts.append(
+                Drift(
+                    name,
+                    tuple(sorted(rid for rid in wanted if rid not in managed)),
+                    tuple(sorted(rid for rid in wanted if rid in managed and managed[rid].hash != wanted[rid].hash)),
+                    tuple(sorted(rid for rid in managed if rid not in wanted)),
+                    tuple(sorted(rid for rid, row in state.items() if not row.managed)),
+                )
+            )
+    finally:
+        store.close()
+    return drifts, compilation.diagnostics, dict(compilation.validation.document.sources)

@@ -16,7 +16,15 @@ from collections.abc import Sequence
 from importlib import resources
 
 from nebula_compile import __version__
-from nebula_compile.api import Validation, check_compilation_policies, compile_validation, plan_config, validate_path
+from nebula_compile.api import (
+    Validation,
+    apply_config,
+    check_compilation_policies,
+    compile_validation,
+    drift_config,
+    plan_config,
+    validate_path,
+)
 from nebula_compile.diagnostics import has_errors
 from nebula_compile.gitops import current_revision
 from nebula_compile.ir.manifest import render_manifest_schema
@@ -155,6 +163,70 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if args.detailed_exitcode and plan.changed:
         return EXIT_CHANGES
     return EXIT_OK
+
+
+def cmd_apply(args: argparse.Namespace) -> int:
+    report = apply_config(
+        args.path,
+        ref=args.ref,
+        plan_file=args.plan,
+        environments=args.env,
+        lock_timeout=args.lock_timeout,
+        hydrate_branch=args.deploy_branch,
+    )
+    if report.diagnostics:
+        sys.stderr.write(render_text(report.diagnostics, report.sources, color=_color(sys.stderr, args.color)))
+    if not report.ok:
+        sys.stderr.write(f"{args.path}: not applied ({summary(report.diagnostics)}); the state is unchanged\n")
+        return EXIT_USER
+    source = report.commit[:12] if report.commit else "the working tree"
+    for result in report.results:
+        if result.changed:
+            sys.stdout.write(
+                f"{result.environment}: applied {source} as revision {result.revision_id}: "
+                f"{result.created} created, {result.updated} updated, {result.deleted} deleted\n"
+            )
+        else:
+            sys.stdout.write(f"{result.environment}: already at {source}; nothing to do\n")
+        deployed = report.deployed.get(result.environment)
+        if deployed:
+            sys.stdout.write(f"{result.environment}: deploy branch updated to {deployed[:12]}\n")
+    return EXIT_OK
+
+
+def cmd_drift(args: argparse.Namespace) -> int:
+    drifts, diagnostics, sources = drift_config(args.path, args.ref, args.env)
+    if has_errors(diagnostics):
+        sys.stderr.write(render_text(diagnostics, sources, color=_color(sys.stderr, args.color)))
+        return EXIT_USER
+    if args.format == "json":
+        report = [
+            {
+                "environment": d.environment,
+                "missing": d.missing,
+                "changed": d.changed,
+                "extra": d.extra,
+                "unmanaged": d.unmanaged,
+            }
+            for d in drifts
+        ]
+        sys.stdout.write(json.dumps(report, indent=2) + "\n")
+    else:
+        for d in drifts:
+            if not d.drifted:
+                sys.stdout.write(f"{d.environment}: no drift\n")
+                continue
+            sys.stdout.write(f"{d.environment}:\n")
+            for label, ids in (
+                ("not applied yet", d.missing),
+                ("differs from the config", d.changed),
+                ("applied, but gone from the config", d.extra),
+                ("created outside git (unmanaged)", d.unmanaged),
+            ):
+                for rid in ids:
+                    sys.stdout.write(f"  {rid}: {label}\n")
+    drifted = any(d.drifted for d in drifts)
+    return EXIT_CHANGES if drifted and args.detailed_exitcode else EXIT_OK
 
 
 def cmd_policy_check(args: argparse.Namespace) -> int:
@@ -317,6 +389,38 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--detailed-exitcode", action="store_true", help="exit 2 when there are changes")
     plan.add_argument("--color", choices=("auto", "always", "never"), default="auto", help="colored output")
     plan.set_defaults(func=cmd_plan)
+
+    apply = sub.add_parser(
+        "apply",
+        help="record the config in the state store and update the deploy branch",
+        description="Apply the working tree, a revision (--ref, also for rollback) or a saved plan. "
+        "One transaction per apply, under a lock; a saved plan is refused when the state moved since it was made.",
+    )
+    apply.add_argument("path", nargs="?", default="nebula.yaml", help="configuration file (default: ./nebula.yaml)")
+    apply.add_argument("--plan", metavar="PLAN_JSON", help="apply this saved plan (from nebula plan --out)")
+    apply.add_argument("--ref", metavar="REV", help="apply the config at this revision (an older one rolls back)")
+    apply.add_argument("--env", action="append", metavar="ENV", help="only this environment (repeatable)")
+    apply.add_argument(
+        "--lock-timeout", type=float, default=60.0, metavar="SECONDS", help="wait this long for the lock"
+    )
+    apply.add_argument(
+        "--no-deploy-branch", dest="deploy_branch", action="store_false", help="do not commit to the deploy branch"
+    )
+    apply.add_argument("--color", choices=("auto", "always", "never"), default="auto", help="colored output")
+    apply.set_defaults(func=cmd_apply)
+
+    drift = sub.add_parser(
+        "drift",
+        help="compare the state store with the config",
+        description="What the state store holds that the config does not say, and the reverse.",
+    )
+    drift.add_argument("path", nargs="?", default="nebula.yaml", help="configuration file (default: ./nebula.yaml)")
+    drift.add_argument("--ref", metavar="REV", help="compare with the config at this revision")
+    drift.add_argument("--env", action="append", metavar="ENV", help="only this environment (repeatable)")
+    drift.add_argument("--format", choices=("text", "json"), default="text")
+    drift.add_argument("--detailed-exitcode", action="store_true", help="exit 2 when there is drift")
+    drift.add_argument("--color", choices=("auto", "always", "never"), default="auto", help="colored output")
+    drift.set_defaults(func=cmd_drift)
 
     policy = sub.add_parser(
         "policy",

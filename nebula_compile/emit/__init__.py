@@ -12,6 +12,7 @@ from nebula_compile.emit.kubernetes import emit_kubernetes
 from nebula_compile.emit.monitoring import emit_monitoring
 from nebula_compile.emit.pipelines import emit_pipelines
 from nebula_compile.emit.serverless import emit_serverless
+from nebula_compile.emit.sync import emit_sync
 from nebula_compile.ir.graph import ResourceGraph
 
 Emitter = Callable[[ResourceGraph, EmitContext], Bundle]
@@ -22,6 +23,7 @@ EMITTERS: tuple[Emitter, ...] = (
     emit_pipelines,
     emit_images,
     emit_serverless,
+    emit_sync,
 )
 
 __all__ = ["EMITTERS", "Bundle", "EmitContext", "Emitter"]

@@ -43,6 +43,11 @@ class Platform(Base):
     )
     artifacts: str = Field(default=".nebula/artifacts", description="Local folder or s3://bucket/prefix.")
     deploy_branch: str = Field(default="nebula/deploy", description="Branch that receives rendered manifests.")
+    repository: str | None = Field(
+        default=None,
+        description="Git URL of this repository; when set, compile writes the Argo CD Application and the "
+        "Flux GitRepository and Kustomization that sync the deploy branch.",
+    )
     registry: str = Field(default="localhost:5000/nebula", description="Image registry for model images.")
     base_image: str = Field(
         default="python:3.11.10-slim-bookworm",

@@ -40,7 +40,7 @@ def tool(name: str) -> str:
 
 def objects(folder: Path) -> list[tuple[Path, dict[str, object]]]:
     out = []
-    for path in sorted((folder / "kubernetes").rglob("*.yaml")):
+    for path in sorted([*(folder / "kubernetes").rglob("*.yaml"), *(folder / "gitops").glob("*.yaml")]):
         if path.name != "kustomization.yaml":
             out.extend((path, obj) for obj in yaml.safe_load_all(path.read_text()))
     return out

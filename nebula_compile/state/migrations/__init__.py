@@ -1,0 +1,1 @@
+"""Alembic migrations of the state store; `store.migrate()` runs them on open."""

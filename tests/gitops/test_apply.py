@@ -1,0 +1,268 @@
+"""The GitOps loop end to end, in a real git repository, against SQLite and the real PostgreSQL server.
+
+v1 is committed and applied; a branch changes it to v2; the plan shows exactly
+that change; the saved plan is applied; v1 is rolled back to; a concurrent apply
+waits and is refused naming the holder; a killed apply leaves v1 or v2, never a mix.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import git
+import psycopg
+import pytest
+
+from nebula_compile.api import apply_config, compile_path, drift_config, plan_config
+from nebula_compile.state import Store
+from tests.compile.cases import ROOT
+
+V1 = """\
+platform: {name: shop, state: "sqlite:///.nebula/state.db", deploy_branch: deploy}
+environments:
+  dev: {}
+  prod: {production: true}
+projects:
+  shop:
+    datasets:
+      orders: {format: csv, columns: {amount: float, late: boolean}}
+    models:
+      lr: {algorithm: logistic_regression, dataset: orders, target: late, gates: ["roc_auc >= 0.7"]}
+      rf: {task: classification, algorithm: random_forest, dataset: orders, target: late, gates: ["roc_auc >= 0.7"]}
+    deployments:
+      api:
+        variants:
+          champion: {model: lr, traffic: 90}
+          challenger: {model: rf, traffic: 10}
+        replicas: 2
+        monitoring:
+          alerts: {slow: {metric: latency_p99, threshold: 0.5}}
+          drift: {method: psi}
+"""
+V2 = V1.replace("traffic: 90", "traffic: 60").replace("traffic: 10}", "traffic: 40}")
+ACTOR = git.Actor("Ada", "ada@example.com")
+POSTGRES = "postgresql://postgres@127.0.0.1:5432"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/state.db"
+        return
+    name = f"nebula_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(f"{POSTGRES}/test", autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{POSTGRES}/{name}"
+    finally:
+        with psycopg.connect(f"{POSTGRES}/test", autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def repo(tmp_path: Path, database: str, monkeypatch: pytest.MonkeyPatch) -> Path:
+    folder = tmp_path / "platform"
+    folder.mkdir()
+    monkeypatch.setenv("DATABASE_URL", database)
+    with git.Repo.init(folder, initial_branch="main") as repository:
+        (folder / "nebula.yaml").write_text(V1)
+        (folder / ".gitignore").write_text(".nebula/\nplan.json\n")
+        repository.index.add(["nebula.yaml", ".gitignore"])
+        repository.index.commit("v1", author=ACTOR, committer=ACTOR)
+    return folder
+
+
+def commit(folder: Path, text: str, message: str, branch: str | None = None) -> str:
+    with git.Repo(folder) as repository:
+        if branch:
+            repository.git.checkout("-b", branch)
+        (folder / "nebula.yaml").write_text(text)
+        repository.index.add(["nebula.yaml"])
+        return str(repository.index.commit(message, author=ACTOR, committer=ACTOR).hexsha)
+
+
+def state_hashes(folder: Path) -> dict[str, str | None]:
+    store = Store.open(os.environ["DATABASE_URL"])
+    try:
+        return {env: store.current_hash(env) for env in ("dev", "prod")}
+    finally:
+        store.close()
+
+
+def graph_hashes(folder: Path) -> dict[str, str]:
+    compilation = compile_path(str(folder / "nebula.yaml"), revision=None)
+    return {env: g.hash for env, g in compilation.graphs.items()}
+
+
+def test_the_whole_loop(repo: Path) -> None:
+    config = str(repo / "nebula.yaml")
+    v1_hashes = graph_hashes(repo)
+    first = apply_config(config, ref="main")
+    assert first.ok, first.diagnostics
+    assert [(r.environment, r.created) for r in first.results] == [("dev", 5), ("prod", 5)]
+    assert state_hashes(repo) == v1_hashes
+
+    again = apply_config(config, ref="main")
+    assert again.ok and all(not r.changed for r in again.results), "applying the same revision twice changes nothing"
+
+    with git.Repo(repo) as repository:
+        deploy = repository.commit("deploy")
+        assert deploy.message.startswith("nebula: prod from ") or deploy.message.startswith("nebula: dev from ")
+        files = {str(b.path) for b in deploy.tree.traverse() if isinstance(b, git.Blob)}
+        assert "prod/kubernetes/kustomization.yaml" in files and "dev/manifest.json" in files
+        assert repository.active_branch.name == "main", "the checked-out branch is untouched"
+
+    v2 = commit(repo, V2, "v2: shift traffic", branch="shift")
+    planned = plan_config(config, "main", "shift")
+    assert planned.ok and planned.plan is not None
+    changed = sorted({c.id for e in planned.plan.environments for c in e.resources})
+    assert changed == ["deployment.shop.api"]
+    (repo / "plan.json").write_text(json.dumps(planned.plan.to_json()))
+    cli = subprocess.run(
+        [sys.executable, "-m", "nebula_compile", "plan", "--base", "main", "--head", "shift", "--detailed-exitcode"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert cli.returncode == 2, cli.stderr
+    assert "champion 90% -> 60%" in cli.stdout
+
+    second = apply_config(config, plan_file=str(repo / "plan.json"))
+    assert second.ok, second.diagnostics
+    assert [r.updated for r in second.results] == [1, 1]
+    assert second.commit == v2
+    v2_hashes = state_hashes(repo)
+
+    stale = apply_config(config, plan_file=str(repo / "plan.json"))
+    assert stale.ok, "re-applying the plan that is already applied changes nothing"
+
+    commit(repo, V2.replace("replicas: 2", "replicas: 3"), "v3: more replicas", branch="scale")
+    assert apply_config(config, ref="scale").ok
+    refused = apply_config(config, plan_file=str(repo / "plan.json"))
+    assert not refused.ok, "the state moved to v3 since the v1 -> v2 plan was made"
+    assert any(d.code == "NEB606" and "stale" in d.message for d in refused.diagnostics)
+    assert state_hashes(repo) != v2_hashes and state_hashes(repo) != v1_hashes
+
+    rollback = apply_config(config, ref="main")
+    assert rollback.ok and [r.updated for r in rollback.results] == [1, 1]
+    assert state_hashes(repo) == v1_hashes
+    assert v2_hashes != v1_hashes
+
+    store = Store.open(os.environ["DATABASE_URL"])
+    try:
+        revisions = store.revisions("prod")
+        assert [r.commit for r in revisions][-1] == revisions[0].commit, "the rollback recorded v1's commit"
+        assert revisions[0].author == "Ada"
+        assert [e.action for e in store.audit()].count("apply") == 8
+    finally:
+        store.close()
+
+
+def test_a_concurrent_apply_waits_then_fails_naming_the_holder(repo: Path) -> None:
+    store = Store.open(os.environ["DATABASE_URL"])
+    try:
+        with store.lock():
+            started = time.monotonic()
+            report = apply_config(str(repo / "nebula.yaml"), ref="main", lock_timeout=1.0)
+            waited = time.monotonic() - started
+    finally:
+        store.close()
+    assert not report.ok and waited >= 1.0
+    (problem,) = [d for d in report.diagnostics if d.code == "NEB607"]
+    assert f"pid {os.getpid()}" in problem.message and "gave up after 1s" in problem.message
+    assert state_hashes(repo) == {"dev": None, "prod": None}
+
+
+KILLED = """
+import os, sys, time
+sys.path.insert(0, {root!r})
+from nebula_compile.api import compile_path
+from nebula_compile.state import Store
+graphs = list(compile_path({config!r}, revision=None).graphs.values())
+store = Store.open(os.environ["DATABASE_URL"])
+with store.lock():
+    with store.sessions.begin() as session:
+        for graph in graphs:
+            store._apply(session, graph, None, "killed", "killed")
+        session.flush()
+        open({marker!r}, "w").write("inside")
+        time.sleep(60)
+"""
+
+
+def test_a_killed_apply_leaves_the_old_state_and_its_lock_is_recovered(repo: Path, tmp_path: Path) -> None:
+    config = str(repo / "nebula.yaml")
+    assert apply_config(config, ref="main").ok
+    v1_hashes = state_hashes(repo)
+    (repo / "nebula.yaml").write_text(V2)  # the working tree the killed apply reads
+    marker = tmp_path / "inside"
+    child = subprocess.Popen(
+        [sys.executable, "-c", KILLED.format(root=str(ROOT), config=config, marker=str(marker))],
+        env=os.environ.copy(),
+    )
+    deadline = time.monotonic() + 60
+    while not marker.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert marker.exists(), "the child never reached its transaction"
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    assert state_hashes(repo) == v1_hashes, "state is v1, not a mix"
+    recovered = apply_config(config, lock_timeout=5.0, hydrate_branch=False)
+    assert recovered.ok, recovered.diagnostics
+    assert state_hashes(repo) == graph_hashes(repo)
+
+
+def test_drift_finds_unapplied_changes_and_unmanaged_objects(repo: Path) -> None:
+    config = str(repo / "nebula.yaml")
+    assert apply_config(config, ref="main").ok
+    drifts, _, _ = drift_config(config)
+    assert not any(d.drifted for d in drifts)
+    (repo / "nebula.yaml").write_text(V2)
+    store = Store.open(os.environ["DATABASE_URL"])
+    try:
+        from nebula_compile.state.schema import StateResource
+
+        with store.sessions.begin() as session:
+            session.add(
+                StateResource(
+                    environment="dev",
+                    id="project.adhoc",
+                    kind="project",
+                    project=None,
+                    name="adhoc",
+                    hash="0" * 16,
+                    spec={},
+                    managed=False,
+                )
+            )
+    finally:
+        store.close()
+    drifts, _, _ = drift_config(config)
+    dev = next(d for d in drifts if d.environment == "dev")
+    assert dev.changed == ("deployment.shop.api",) and dev.unmanaged == ("project.adhoc",)
+    result = subprocess.run(
+        [sys.executable, "-m", "nebula_compile", "drift", "--detailed-exitcode"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert result.returncode == 2 and "created outside git (unmanaged)" in result.stdout
+
+
+def test_a_mandatory_policy_violation_is_not_applied(repo: Path) -> None:
+    (repo / "nebula.yaml").write_text(V1.replace("        replicas: 2\n", ""))
+    report = apply_config(str(repo / "nebula.yaml"), hydrate_branch=False)
+    assert not report.ok and any(d.code == "NEB401" for d in report.diagnostics)
+    assert state_hashes(repo) == {"dev": None, "prod": None}
