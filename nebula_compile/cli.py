@@ -166,6 +166,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_apply(args: argparse.Namespace) -> int:
+    if args.path.endswith(".json"):  # `nebula apply plan.json`, as Terraform takes a saved plan
+        args.plan, args.path = args.path, "nebula.yaml"
     report = apply_config(
         args.path,
         ref=args.ref,
@@ -396,7 +398,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Apply the working tree, a revision (--ref, also for rollback) or a saved plan. "
         "One transaction per apply, under a lock; a saved plan is refused when the state moved since it was made.",
     )
-    apply.add_argument("path", nargs="?", default="nebula.yaml", help="configuration file (default: ./nebula.yaml)")
+    apply.add_argument(
+        "path",
+        nargs="?",
+        default="nebula.yaml",
+        help="configuration file (default: ./nebula.yaml), or a saved plan.json to apply",
+    )
     apply.add_argument("--plan", metavar="PLAN_JSON", help="apply this saved plan (from nebula plan --out)")
     apply.add_argument("--ref", metavar="REV", help="apply the config at this revision (an older one rolls back)")
     apply.add_argument("--env", action="append", metavar="ENV", help="only this environment (repeatable)")
