@@ -327,6 +327,18 @@ def _positive(text: str) -> int:
     return value
 
 
+def _path(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("path", nargs="?", default="nebula.yaml", help="configuration file (default: ./nebula.yaml)")
+
+
+def _environments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--env", action="append", metavar="ENV", help="only this environment (repeatable)")
+
+
+def _color_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--color", choices=("auto", "always", "never"), default="auto", help="colored output")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="nebula",
@@ -342,7 +354,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="check nebula.yaml: schema, references and rules",
         description="Check a configuration and report every problem with file:line:col.",
     )
-    validate.add_argument("path", nargs="?", default="nebula.yaml", help="configuration file (default: ./nebula.yaml)")
+    _path(validate)
     validate.add_argument("--format", choices=("text", "json"), default="text", help="output format (default: text)")
     validate.add_argument(
         "--max-errors", type=_positive, default=50, metavar="N", help="show at most N diagnostics (default: 50)"
@@ -351,7 +363,7 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument(
         "--no-policies", dest="policies", action="store_false", help="check the language only, not the policies"
     )
-    validate.add_argument("--color", choices=("auto", "always", "never"), default="auto", help="colored output")
+    _color_option(validate)
     validate.set_defaults(func=cmd_validate)
 
     compile_ = sub.add_parser(
@@ -359,8 +371,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="compile nebula.yaml into Kubernetes, monitoring, pipelines and images",
         description="Validate, then write each environment's output into OUT/ENV, atomically.",
     )
-    compile_.add_argument("path", nargs="?", default="nebula.yaml", help="configuration file (default: ./nebula.yaml)")
-    compile_.add_argument("--env", action="append", metavar="ENV", help="only this environment (repeatable)")
+    _path(compile_)
+    _environments(compile_)
     compile_.add_argument("--out", default="build", metavar="DIR", help="output folder (default: build)")
     compile_.add_argument(
         "--revision",
@@ -370,7 +382,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     compile_.add_argument("--format", choices=("text", "json"), default="text", help="output format (default: text)")
     compile_.add_argument("--max-errors", type=_positive, default=50, metavar="N", help="show at most N diagnostics")
-    compile_.add_argument("--color", choices=("auto", "always", "never"), default="auto", help="colored output")
+    _color_option(compile_)
     compile_.set_defaults(func=cmd_compile)
 
     plan = sub.add_parser(
@@ -380,16 +392,16 @@ def build_parser() -> argparse.ArgumentParser:
         "without checking anything out, and show the difference. Exit 0 no changes, 2 changes "
         "(with --detailed-exitcode), 1 an error or a mandatory policy violation.",
     )
-    plan.add_argument("path", nargs="?", default="nebula.yaml", help="configuration file (default: ./nebula.yaml)")
+    _path(plan)
     plan.add_argument("--base", required=True, metavar="REV", help="revision to compare against, e.g. origin/main")
     plan.add_argument("--head", metavar="REV", help="revision to plan (default: the working tree)")
-    plan.add_argument("--env", action="append", metavar="ENV", help="only this environment (repeatable)")
+    _environments(plan)
     plan.add_argument(
         "--format", choices=("text", "markdown", "json"), default="text", help="text, markdown (a PR comment) or json"
     )
     plan.add_argument("--out", metavar="FILE", help="also save the plan as JSON, for apply")
     plan.add_argument("--detailed-exitcode", action="store_true", help="exit 2 when there are changes")
-    plan.add_argument("--color", choices=("auto", "always", "never"), default="auto", help="colored output")
+    _color_option(plan)
     plan.set_defaults(func=cmd_plan)
 
     apply = sub.add_parser(
@@ -406,14 +418,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     apply.add_argument("--plan", metavar="PLAN_JSON", help="apply this saved plan (from nebula plan --out)")
     apply.add_argument("--ref", metavar="REV", help="apply the config at this revision (an older one rolls back)")
-    apply.add_argument("--env", action="append", metavar="ENV", help="only this environment (repeatable)")
+    _environments(apply)
     apply.add_argument(
         "--lock-timeout", type=float, default=60.0, metavar="SECONDS", help="wait this long for the lock"
     )
     apply.add_argument(
         "--no-deploy-branch", dest="deploy_branch", action="store_false", help="do not commit to the deploy branch"
     )
-    apply.add_argument("--color", choices=("auto", "always", "never"), default="auto", help="colored output")
+    _color_option(apply)
     apply.set_defaults(func=cmd_apply)
 
     drift = sub.add_parser(
@@ -421,12 +433,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="compare the state store with the config",
         description="What the state store holds that the config does not say, and the reverse.",
     )
-    drift.add_argument("path", nargs="?", default="nebula.yaml", help="configuration file (default: ./nebula.yaml)")
+    _path(drift)
     drift.add_argument("--ref", metavar="REV", help="compare with the config at this revision")
-    drift.add_argument("--env", action="append", metavar="ENV", help="only this environment (repeatable)")
+    _environments(drift)
     drift.add_argument("--format", choices=("text", "json"), default="text")
     drift.add_argument("--detailed-exitcode", action="store_true", help="exit 2 when there is drift")
-    drift.add_argument("--color", choices=("auto", "always", "never"), default="auto", help="colored output")
+    _color_option(drift)
     drift.set_defaults(func=cmd_drift)
 
     policy = sub.add_parser(
@@ -440,12 +452,12 @@ def build_parser() -> argparse.ArgumentParser:
     policy_check.add_argument(
         "path", nargs="?", default="nebula.yaml", help="configuration file (default: ./nebula.yaml)"
     )
-    policy_check.add_argument("--env", action="append", metavar="ENV", help="only this environment (repeatable)")
+    _environments(policy_check)
     policy_check.add_argument(
         "--format", choices=("text", "json", "sarif", "junit"), default="text", help="output format (default: text)"
     )
     policy_check.add_argument("--out", metavar="FILE", help="write the report to FILE")
-    policy_check.add_argument("--color", choices=("auto", "always", "never"), default="auto", help="colored output")
+    _color_option(policy_check)
     policy_check.set_defaults(func=cmd_policy_check)
     policy_list = policy_sub.add_parser("list", help="list the policies and their default levels")
     policy_list.add_argument(
