@@ -288,14 +288,18 @@ def apply_config(
                 saved = json.load(handle)
         except (OSError, ValueError) as err:
             return ApplyReport((), None, {}, (_error("NEB604", f"cannot read plan {plan_file}: {err}"),), {})
-        if not isinstance(saved, dict) or saved.get("plan") != PLAN_VERSION:
+        if not _is_plan(saved):
             return ApplyReport((), None, {}, (_error("NEB604", f"{plan_file} is not a nebula plan"),), {})
+        assert saved is not None
         ref = saved.get("head_revision") or ref
         environments = environments or [e["environment"] for e in saved["environments"] if e["head_hash"]]
+    uncommitted = ref is None and _dirty(path)
     try:
-        compilation, commit = _compile_revision(path, ref, environments, {}, keep_revision=True)
+        compilation, commit = _compile_revision(path, ref, environments, {}, keep_revision=not uncommitted)
     except RevisionError as err:
         return ApplyReport((), None, {}, (_error("NEB601", str(err)),), {})
+    if uncommitted:
+        commit = None  # the working tree is not any commit: record it as uncommitted, and keep it off the deploy branch
     if compilation is None:
         return ApplyReport((), None, {}, (_error("NEB602", f"{path} does not exist at {ref}"),), {})
     sources = dict(compilation.validation.document.sources)
@@ -331,7 +335,13 @@ def apply_config(
                         )
                 if has_errors(found):
                     return ApplyReport((), commit, {}, tuple(found), sources)
-            results = store.apply_graphs(list(compilation.graphs.values()), commit=commit, author=author[0])
+            graphs = list(compilation.graphs.values())
+            if environments is None:
+                # an environment gone from the config is emptied, as the plan showed
+                for name in store.environments():
+                    if name not in compilation.graphs:
+                        graphs.append(ResourceGraph(name, {}, dict(spec.platform.model_dump(mode="json")), ()))
+            results = store.apply_graphs(graphs, commit=commit, author=author[0])
     except StateError as err:
         return ApplyReport((), commit, {}, (*found, _error("NEB607", str(err))), sources)
     finally:
@@ -339,15 +349,36 @@ def apply_config(
     deployed: dict[str, str | None] = {}
     if hydrate_branch and commit is not None:
         repo = _repo_root(path)
-        for environment, bundle in compilation.outputs.items():
+        changed = {r.environment for r in results if r.changed}
+        outputs = {env: dict(b.files) for env, b in compilation.outputs.items() if env in changed}
+        outputs.update({r.environment: {} for r in results if r.changed and r.environment not in compilation.outputs})
+        for environment, files in outputs.items():
             message = f"nebula: {environment} from {commit[:12]}\n\nRendered by nebula from {commit} ({author[0]}).\n"
             try:
-                deployed[environment] = hydrate(
-                    repo, spec.platform.deploy_branch, environment, bundle.files, message, author
-                )
+                deployed[environment] = hydrate(repo, spec.platform.deploy_branch, environment, files, message, author)
             except HydrateError as err:
                 found.append(_error("NEB608", f"could not update branch {spec.platform.deploy_branch}: {err}"))
     return ApplyReport(tuple(results), commit, deployed, tuple(found), sources)
+
+
+def _is_plan(value: object) -> bool:
+    if not isinstance(value, dict) or value.get("plan") != PLAN_VERSION:
+        return False
+    entries = value.get("environments")
+    return isinstance(entries, list) and all(
+        isinstance(e, dict) and isinstance(e.get("environment"), str) and {"base_hash", "head_hash"} <= set(e)
+        for e in entries
+    )
+
+
+def _dirty(path: str) -> bool:
+    """Whether the working tree holds uncommitted changes under the config's folder."""
+    try:
+        with git.Repo(os.path.dirname(os.path.abspath(path)), search_parent_directories=True) as repo:
+            folder = os.path.relpath(os.path.dirname(os.path.abspath(path)), str(repo.working_tree_dir))
+            return repo.is_dirty(untracked_files=True, path=folder)
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+        return True
 
 
 def _repo_root(path: str) -> str:
@@ -377,10 +408,14 @@ class Drift:
     """Applied before, gone from the config."""
     unmanaged: tuple[str, ...]
     """Created through the runtime API, not in git."""
+    settings_changed: bool = False
+    """The environment's own settings (or the platform's) differ from what was applied."""
+    gone: bool = False
+    """The state holds an environment the config no longer has."""
 
     @property
     def drifted(self) -> bool:
-        return bool(self.missing or self.changed or self.extra or self.unmanaged)
+        return bool(self.missing or self.changed or self.extra or self.unmanaged or self.settings_changed or self.gone)
 
 
 def drift_config(
@@ -405,10 +440,13 @@ def drift_config(
         return [], (_error("NEB605", str(err)),), {}
     drifts = []
     try:
-        for name, graph in compilation.graphs.items():
+        names = sorted(set(compilation.graphs) | (set(store.environments()) if environments is None else set()))
+        for name in names:
+            graph = compilation.graphs.get(name)
             state = store.resources(name)
             managed = {rid: row for rid, row in state.items() if row.managed}
-            wanted = {r.id: r for r in graph}
+            wanted = {r.id: r for r in graph} if graph is not None else {}
+            applied = store.current_hash(name)
             drifts.append(
                 Drift(
                     name,
@@ -416,6 +454,8 @@ def drift_config(
                     tuple(sorted(rid for rid in wanted if rid in managed and managed[rid].hash != wanted[rid].hash)),
                     tuple(sorted(rid for rid in managed if rid not in wanted)),
                     tuple(sorted(rid for rid, row in state.items() if not row.managed)),
+                    settings_changed=graph is not None and applied is not None and applied != graph.hash,
+                    gone=graph is None,
                 )
             )
     finally:

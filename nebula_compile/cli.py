@@ -26,7 +26,7 @@ from nebula_compile.api import (
     validate_path,
 )
 from nebula_compile.diagnostics import has_errors
-from nebula_compile.gitops import current_revision
+from nebula_compile.gitops import current_revision, repository_root
 from nebula_compile.ir.manifest import render_manifest_schema
 from nebula_compile.output import OutputError, remove_stale, write_text_atomic, write_tree
 from nebula_compile.plan.render import render_plan_json, render_plan_markdown, render_plan_text
@@ -117,8 +117,8 @@ def cmd_compile(args: argparse.Namespace) -> int:
             write_tree(folder, bundle.files)
             written.append((environment, folder, len(bundle.files), len(compilation.graphs[environment])))
         removed = remove_stale(args.out, set(compilation.outputs)) if not args.env else []
-    except OutputError as err:
-        sys.stderr.write(f"error: {err}\n")
+    except (OutputError, OSError) as err:
+        sys.stderr.write(f"error: cannot write {args.out}: {err}\n")
         return EXIT_USER
     if args.format == "json":
         report = {
@@ -181,7 +181,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
     if not report.ok:
         sys.stderr.write(f"{args.path}: not applied ({summary(report.diagnostics)}); the state is unchanged\n")
         return EXIT_USER
-    source = report.commit[:12] if report.commit else "the working tree"
+    source = report.commit[:12] if report.commit else "the working tree (uncommitted; not put on the deploy branch)"
     for result in report.results:
         if result.changed:
             sys.stdout.write(
@@ -189,7 +189,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
                 f"{result.created} created, {result.updated} updated, {result.deleted} deleted\n"
             )
         else:
-            sys.stdout.write(f"{result.environment}: already at {source}; nothing to do\n")
+            sys.stdout.write(f"{result.environment}: no changes since the last apply; nothing to do\n")
         deployed = report.deployed.get(result.environment)
         if deployed:
             sys.stdout.write(f"{result.environment}: deploy branch updated to {deployed[:12]}\n")
@@ -219,6 +219,10 @@ def cmd_drift(args: argparse.Namespace) -> int:
                 sys.stdout.write(f"{d.environment}: no drift\n")
                 continue
             sys.stdout.write(f"{d.environment}:\n")
+            if d.gone:
+                sys.stdout.write("  the environment is gone from the config, but its state remains\n")
+            if d.settings_changed:
+                sys.stdout.write("  the environment's or the platform's settings differ from what was applied\n")
             for label, ids in (
                 ("not applied yet", d.missing),
                 ("differs from the config", d.changed),
@@ -252,7 +256,7 @@ def cmd_policy_check(args: argparse.Namespace) -> int:
     elif args.format == "json":
         text = render_policy_json(report)
     elif args.format == "sarif":
-        text = render_sarif(report)
+        text = render_sarif(report, repository_root(args.path))
     else:
         text = render_junit(report)
     if args.out:
@@ -492,6 +496,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if isinstance(getattr(args, "path", None), str) and os.path.isdir(args.path):
+        args.path = os.path.join(args.path, "nebula.yaml")  # a folder means the nebula.yaml in it
     try:
         code: int = args.func(args)
         return code

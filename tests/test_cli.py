@@ -120,3 +120,17 @@ def test_a_bug_exits_3_with_a_traceback(monkeypatch: pytest.MonkeyPatch, capsys:
     assert cli.main(["validate"]) == 3
     err = capsys.readouterr().err
     assert "internal error" in err and "Traceback" in err and "RuntimeError: boom" in err
+
+
+def test_a_folder_means_its_nebula_yaml(tmp_path: Path) -> None:
+    (tmp_path / "nebula.yaml").write_text((ROOT / "examples" / "minimal" / "nebula.yaml").read_text())
+    result = nebula("validate", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+
+
+def test_compile_out_onto_a_file_is_a_user_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "build"
+    blocker.write_text("not a folder")
+    result = nebula("compile", str(ROOT / "examples" / "minimal" / "nebula.yaml"), "--out", str(blocker))
+    assert result.returncode == 1
+    assert "cannot write" in result.stderr and "Traceback" not in result.stderr

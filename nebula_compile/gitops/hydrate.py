@@ -53,7 +53,8 @@ def hydrate(
             os.makedirs(os.path.dirname(target), exist_ok=True)
             with open(target, "w", encoding="utf-8", newline="\n") as handle:
                 handle.write(text)
-        _git(repo, f"--work-tree={tree_dir}", "add", "-A", "-f", "--", environment, env=env)
+        if files:  # no files: the environment is gone, and its folder with it
+            _git(repo, f"--work-tree={tree_dir}", "add", "-A", "-f", "--", environment, env=env)
         tree = _git(repo, "write-tree", env=env)
     if parent and _git(repo, "rev-parse", f"{parent}^{{tree}}") == tree:
         return None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from xml.sax.saxutils import escape, quoteattr
 
 from nebula_compile import __version__
@@ -27,8 +28,12 @@ def render_policy_json(report: PolicyReport) -> str:
     return json.dumps({"failed": report.failed, "results": results, "problems": other}, indent=2) + "\n"
 
 
-def render_sarif(report: PolicyReport) -> str:
-    """SARIF for code scanning (GitHub uploads it with github/codeql-action/upload-sarif)."""
+def render_sarif(report: PolicyReport, repository_root: str | None = None) -> str:
+    """SARIF for code scanning (GitHub uploads it with github/codeql-action/upload-sarif).
+
+    Paths are made relative to `repository_root`, as code scanning expects, whatever
+    the working directory was.
+    """
     policies = sorted({r.policy.name: r.policy for r in report.results}.values(), key=lambda p: p.name)
     rules = [
         {
@@ -52,7 +57,7 @@ def render_sarif(report: PolicyReport) -> str:
                 entry["locations"] = [
                     {
                         "physicalLocation": {
-                            "artifactLocation": {"uri": violation.span.file},
+                            "artifactLocation": {"uri": _uri(violation.span.file, repository_root)},
                             "region": {"startLine": violation.span.line, "startColumn": violation.span.column},
                         }
                     }
@@ -69,6 +74,12 @@ def render_sarif(report: PolicyReport) -> str:
         ],
     }
     return json.dumps(document, indent=2) + "\n"
+
+
+def _uri(file: str, root: str | None) -> str:
+    if root is None:
+        return file.replace(os.sep, "/")
+    return os.path.relpath(os.path.abspath(file), root).replace(os.sep, "/")
 
 
 def render_junit(report: PolicyReport) -> str:

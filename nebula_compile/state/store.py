@@ -204,6 +204,11 @@ class Store:
                 query = query.where(StateResource.managed == managed)
             return {r.id: r for r in session.scalars(query)}
 
+    def environments(self) -> list[str]:
+        """Environments the store holds resources for."""
+        with self.sessions() as session:
+            return sorted(set(session.scalars(select(StateResource.environment).distinct())))
+
     def revisions(self, environment: str | None = None) -> list[Revision]:
         with self.sessions() as session:
             query = select(Revision).order_by(Revision.id)
@@ -230,16 +235,17 @@ class Store:
         self, session: Session, graph: ResourceGraph, commit: str | None, author: str | None, actor: str
     ) -> ApplyResult:
         environment = graph.environment
-        existing = {
-            r.id: r
-            for r in session.scalars(
-                select(StateResource).where(StateResource.environment == environment, StateResource.managed.is_(True))
-            )
-        }
+        rows = {r.id: r for r in session.scalars(select(StateResource).where(StateResource.environment == environment))}
+        existing = {rid: row for rid, row in rows.items() if row.managed}
+        adopted = sorted(rid for rid in (r.id for r in graph) if rid in rows and not rows[rid].managed)
         last = session.scalars(
             select(Revision).where(Revision.environment == environment).order_by(Revision.id.desc()).limit(1)
         ).first()
         wanted = {r.id: r for r in graph}
+        for rid in adopted:  # created through the API before; git describes it now
+            rows[rid].managed = True
+            rows[rid].hash = ""
+            existing[rid] = rows[rid]
         created = [rid for rid in wanted if rid not in existing]
         deleted = [rid for rid in existing if rid not in wanted]
         updated = [rid for rid in wanted if rid in existing and existing[rid].hash != wanted[rid].hash]
@@ -279,6 +285,7 @@ class Store:
                     "created": sorted(created),
                     "updated": sorted(updated),
                     "deleted": sorted(deleted),
+                    "adopted": adopted,
                 },
             )
         )

@@ -266,3 +266,103 @@ def test_a_mandatory_policy_violation_is_not_applied(repo: Path) -> None:
     report = apply_config(str(repo / "nebula.yaml"), hydrate_branch=False)
     assert not report.ok and any(d.code == "NEB401" for d in report.diagnostics)
     assert state_hashes(repo) == {"dev": None, "prod": None}
+
+
+def test_an_object_created_through_the_api_is_adopted_when_git_describes_it(repo: Path) -> None:
+    config = str(repo / "nebula.yaml")
+    assert apply_config(config, ref="main").ok
+    store = Store.open(os.environ["DATABASE_URL"])
+    try:
+        from nebula_compile.state.schema import StateResource
+
+        with store.sessions.begin() as session:
+            session.add(
+                StateResource(
+                    environment="dev",
+                    id="model.shop.gb",
+                    kind="model",
+                    project="shop",
+                    name="gb",
+                    hash="abcd",
+                    spec={},
+                    managed=False,
+                )
+            )
+    finally:
+        store.close()
+    with_gb = V1.replace(
+        "    deployments:\n",
+        '      gb: {task: classification, algorithm: gradient_boosting, dataset: orders, target: late, gates: ["roc_auc >= 0.7"]}\n    deployments:\n',
+    )
+    commit(repo, with_gb, "describe gb in git")
+    report = apply_config(config, ref="main")
+    assert report.ok, report.diagnostics
+    drifts, _, _ = drift_config(config)
+    assert not any(d.drifted for d in drifts), drifts
+
+
+def test_an_environment_removed_from_the_config_is_emptied(repo: Path) -> None:
+    config = str(repo / "nebula.yaml")
+    assert apply_config(config, ref="main").ok
+    commit(repo, V1.replace("  prod: {production: true}\n", ""), "drop prod")
+    report = apply_config(config, ref="main")
+    assert report.ok
+    prod = next(r for r in report.results if r.environment == "prod")
+    assert prod.deleted == 5
+    with git.Repo(repo) as repository:
+        files = {str(b.path) for b in repository.commit("deploy").tree.traverse() if isinstance(b, git.Blob)}
+    assert not any(f.startswith("prod/") for f in files) and any(f.startswith("dev/") for f in files)
+    drifts, _, _ = drift_config(config)
+    assert not any(d.drifted for d in drifts)
+
+
+def test_an_unchanged_environment_gets_no_deploy_commit(repo: Path) -> None:
+    config = str(repo / "nebula.yaml")
+    assert apply_config(config, ref="main").ok
+    commit(
+        repo,
+        V1.replace("  prod: {production: true}\n", "  prod: {production: true, dns: {zone: ml.example.com}}\n"),
+        "prod zone",
+    )
+    report = apply_config(config, ref="main")
+    assert report.ok
+    assert [r.environment for r in report.results if r.changed] == ["prod"]
+    assert set(report.deployed) == {"prod"}
+
+
+def test_drift_sees_environment_settings(repo: Path) -> None:
+    config = str(repo / "nebula.yaml")
+    assert apply_config(config, ref="main").ok
+    (repo / "nebula.yaml").write_text(
+        V1.replace("  prod: {production: true}\n", "  prod: {production: true, dns: {zone: ml.example.com}}\n")
+    )
+    drifts, _, _ = drift_config(config)
+    prod = next(d for d in drifts if d.environment == "prod")
+    assert prod.settings_changed and prod.drifted
+
+
+def test_an_uncommitted_working_tree_is_recorded_as_uncommitted(repo: Path) -> None:
+    config = str(repo / "nebula.yaml")
+    (repo / "nebula.yaml").write_text(V1.replace("replicas: 2", "replicas: 3"))
+    report = apply_config(config)
+    assert report.ok and report.commit is None and report.deployed == {}
+    store = Store.open(os.environ["DATABASE_URL"])
+    try:
+        assert all(r.commit is None for r in store.revisions())
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        '{"plan": "nebula.plan/v1"}',
+        '{"plan": "nebula.plan/v1", "environments": [{}]}',
+        '{"plan": "nebula.plan/v1", "environments": "x"}',
+        "not json",
+    ],
+)
+def test_a_malformed_plan_is_refused(repo: Path, content: str) -> None:
+    (repo / "bad.json").write_text(content)
+    report = apply_config(str(repo / "nebula.yaml"), plan_file=str(repo / "bad.json"))
+    assert not report.ok and [d.code for d in report.diagnostics] == ["NEB604"]

@@ -210,3 +210,19 @@ def test_junit_counts_failures() -> None:
     assert suites["prod"].get("failures") == "1" and suites["dev"].get("failures") == "0"
     failing = [c.get("name") for c in suites["prod"].findall("testcase") if c.find("failure") is not None]
     assert failing == ["prod-min-replicas"]
+
+
+def test_sarif_paths_are_relative_to_the_repository(tmp_path: Path) -> None:
+    import git
+
+    repo_root = tmp_path / "repo"
+    (repo_root / "ml").mkdir(parents=True)
+    git.Repo.init(repo_root).close()
+    (repo_root / "ml" / "nebula.yaml").write_text(textwrap.dedent(BASE.replace("        replicas: 2\n", "")))
+    from nebula_compile import cli
+
+    out = tmp_path / "r.sarif"
+    assert cli.main(["policy", "check", str(repo_root / "ml"), "--format", "sarif", "--out", str(out)]) == 1
+    results = json.loads(out.read_text())["runs"][0]["results"]
+    uris = {loc["physicalLocation"]["artifactLocation"]["uri"] for r in results for loc in r.get("locations", [])}
+    assert uris == {"ml/nebula.yaml"}
