@@ -40,6 +40,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from bench_validate import write_docs  # noqa: E402
 from generate import generate  # noqa: E402
+from plot import line_chart  # noqa: E402
 
 from nebula_compile.api import compile_path  # noqa: E402
 from nebula_compile.output import write_tree  # noqa: E402
@@ -175,10 +176,25 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         rows = [measure(n, args.repeat, folder) for n in args.sizes]
-    result = f"{table(rows)}\n\nMedian of {args.repeat} runs; CPython {sys.version.split()[0]}, {os.cpu_count()} CPUs."
+    result = (
+        f"{table(rows)}\n\nMedian of {args.repeat} runs; CPython {sys.version.split()[0]}, {os.cpu_count()} CPUs."
+        "\n\n![compile time against the floor and kustomize](bench-compile.svg)"
+    )
     print(result)
     if not args.no_write:
         write_docs(result, START, END)
+        xs = [float(r["deployments"]) for r in rows]
+        line_chart(
+            "nebula compile: seconds by size (log-log; kustomize stopped at 300 s)",
+            xs,
+            {
+                "kubectl kustomize": [r["kustomize"] for r in rows],
+                "floor (C load + dump)": [r["floor"] for r in rows],
+                "nebula compile": [r["compile"] for r in rows],
+                "writing the files": [r["write"] for r in rows],
+            },
+            ROOT / "docs" / "bench-compile.svg",
+        )
 
 
 if __name__ == "__main__":
