@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import itertools
-import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,8 +17,7 @@ from typing import Any
 from croniter import croniter
 
 from nebula_compile.ir.graph import Resource, ResourceGraph
-
-_SECRETISH = re.compile(r"password|passwd|secret|token|api[_-]?key|private[_-]?key|credential", re.IGNORECASE)
+from nebula_compile.spec.types import looks_like_secret
 
 
 def pinned(image: str) -> bool:
@@ -105,7 +103,7 @@ def no_literal_secrets(target: Target) -> Iterator[Found]:
     for obj in target.objects.values():
         for container in _containers(obj):
             for variable in container.get("env", []):
-                if "value" in variable and _SECRETISH.search(str(variable.get("name", ""))):
+                if "value" in variable and looks_like_secret(str(variable.get("name", ""))):
                     yield target.resource_of(obj), obj["kind"], obj["metadata"]["name"], None
 
 

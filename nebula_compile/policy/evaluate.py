@@ -9,7 +9,6 @@ Policies change nothing: they read the graph and the emitted objects.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -155,7 +154,3 @@ def check_policies(
             results.append(Result(policy, environment, level, tuple(violations)))
             found.extend(violations)
     return PolicyReport(tuple(results), tuple(found))
-
-
-def config_root_of(path: str) -> str:
-    return os.path.dirname(os.path.abspath(path))

@@ -43,12 +43,9 @@ class Policy:
 
 
 def _builtin_text() -> tuple[str, str]:
-    here = os.path.join(os.path.dirname(__file__), "..", "..", "policies", "builtin.yaml")
-    if os.path.isfile(here):
-        with open(here, encoding="utf-8") as handle:
-            return "policies/builtin.yaml", handle.read()
-    text = resources.files("nebula_compile").joinpath("builtin_policies.yaml").read_text(encoding="utf-8")
-    return "policies/builtin.yaml", text  # pragma: no cover - installed without the repository
+    # policy/builtin.yaml links to policies/builtin.yaml, so a built wheel carries the pack as package data
+    text = resources.files("nebula_compile.policy").joinpath("builtin.yaml").read_text(encoding="utf-8")
+    return "policies/builtin.yaml", text
 
 
 def _problem(

@@ -30,10 +30,6 @@ class Resolved:
     spec: Spec
     roots: Mapping[tuple[str, str], str] = field(default_factory=dict)
     """(project, dataset-or-step) -> the dataset at the root of its chain."""
-    columns: Mapping[tuple[str, str], Mapping[str, str] | None] = field(default_factory=dict)
-    """(project, dataset-or-step) -> column -> type, or None when no schema is declared."""
-    order: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-    """project -> its preprocessing steps, inputs before the steps that read them."""
 
 
 class _Context:
@@ -113,13 +109,12 @@ def _columns(columns: Mapping[str, Column]) -> dict[str, str] | None:
 
 def _resolve_preprocessing(
     ctx: _Context, name: str, project: Project, base: Path
-) -> tuple[dict[str, str], dict[str, dict[str, str] | None], list[str]]:
+) -> tuple[dict[str, str], dict[str, dict[str, str] | None]]:
     """Bind step inputs, find cycles, and compute the columns of each step."""
     roots: dict[str, str] = {name_: name_ for name_ in project.datasets}
     columns: dict[str, dict[str, str] | None] = {n: _columns(d.columns) for n, d in project.datasets.items()}
     steps = project.preprocessing
     known = set(project.datasets) | set(steps)
-    order: list[str] = []
     state: dict[str, int] = {}  # 1 visiting, 2 done
 
     def visit(step: str, trail: tuple[str, ...]) -> None:
@@ -153,11 +148,10 @@ def _resolve_preprocessing(
         if source in roots and source != step:
             roots[step] = roots[source]
             columns[step] = _step_columns(ctx, steps[step], columns.get(source), (*base, "preprocessing", step))
-        order.append(step)
 
     for step in steps:
         visit(step, ())
-    return roots, columns, order
+    return roots, columns
 
 
 def _step_columns(
@@ -206,8 +200,6 @@ def resolve(spec: Spec, sourcemap: SourceMap) -> tuple[Resolved, tuple[Diagnosti
     """The references pass. Reports every unresolved name at once."""
     ctx = _Context(sourcemap)
     roots: dict[tuple[str, str], str] = {}
-    columns: dict[tuple[str, str], Mapping[str, str] | None] = {}
-    order: dict[str, tuple[str, ...]] = {}
     environments = set(spec.environments)
 
     for pname, project in spec.projects.items():
@@ -221,11 +213,9 @@ def resolve(spec: Spec, sourcemap: SourceMap) -> tuple[Resolved, tuple[Diagnosti
                     spec.connections,
                     (*base, "datasets", dname, "source", "connection"),
                 )
-        step_roots, step_columns, step_order = _resolve_preprocessing(ctx, pname, project, base)
-        order[pname] = tuple(step_order)
+        step_roots, step_columns = _resolve_preprocessing(ctx, pname, project, base)
         for data_name, root in step_roots.items():
             roots[(pname, data_name)] = root
-            columns[(pname, data_name)] = step_columns.get(data_name)
         data_names = set(project.datasets) | set(project.preprocessing)
         for mname, model in project.models.items():
             path = (*base, "models", mname)
@@ -310,4 +300,4 @@ def resolve(spec: Spec, sourcemap: SourceMap) -> tuple[Resolved, tuple[Diagnosti
             for claim, role in settings.role_map.items():
                 ctx.reference("role", role, roles, ("auth", provider, "role_map", claim))
 
-    return Resolved(spec, roots, columns, order), tuple(ctx.diagnostics)
+    return Resolved(spec, roots), tuple(ctx.diagnostics)

@@ -21,13 +21,13 @@ from nebula_compile.resolve.resolve import Resolved
 from nebula_compile.source.sourcemap import SourceMap
 from nebula_compile.spec import catalog
 from nebula_compile.spec.models import FILE_TYPES, SQL_TYPES, Deployment, Model, Spec
+from nebula_compile.spec.types import looks_like_secret
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 MAX_LABEL = 63
 MAX_PREFIX = 40
 _PREFIX = re.compile(r"^[a-z0-9][-a-z0-9]*$")
 MAX_CRONJOB_NAME = 52
-_SECRETISH = re.compile(r"password|passwd|secret|token|api[_-]?key|private[_-]?key|credential")
 _URL_PASSWORD = re.compile(r"^[a-z][a-z0-9+.-]*://[^/@:\s]*:[^/@\s]+@", re.IGNORECASE)
 
 
@@ -185,14 +185,14 @@ def check_names(c: Check) -> None:
                     )
 
 
-def _traffic(c: Check, deployment: Deployment, path: Path, where: str, traffic_path: Path | None = None) -> None:
+def _traffic(c: Check, deployment: Deployment, path: Path, where: str) -> None:
     variants = deployment.effective_variants()
     if len(variants) > 1 and any(v.traffic is None for v in variants.values()):
         missing = sorted(n for n, v in variants.items() if v.traffic is None)
         c.error(
             "NEB211",
             f"variants {one_of(missing)} of deployment{where} have no traffic share",
-            (*path, "variants", missing[0]) if traffic_path is None else traffic_path,
+            (*path, "variants", missing[0]),
             "give each variant 'traffic:' in percent",
         )
         return
@@ -202,7 +202,7 @@ def _traffic(c: Check, deployment: Deployment, path: Path, where: str, traffic_p
         c.error(
             "NEB211",
             f"traffic of deployment{where} sums to {total}%, not 100% ({shares})",
-            traffic_path or (*path, "variants"),
+            (*path, "variants"),
             "adjust the 'traffic:' percentages so they add up to 100",
             key=True,
         )
@@ -471,19 +471,6 @@ def _cron(c: Check, expression: str, path: Path) -> None:
         )
 
 
-def check_environment_overrides(c: Check) -> None:
-    """Retraining schedules set by an environment must parse too."""
-    for ename, environment in c.spec.environments.items():
-        for pname, override in environment.overrides.items():
-            for mname, model_override in override.models.items():
-                if model_override.retraining and model_override.retraining.schedule:
-                    _cron(
-                        c,
-                        model_override.retraining.schedule,
-                        ("environments", ename, "overrides", pname, "models", mname, "retraining", "schedule"),
-                    )
-
-
 def check_datasets(c: Check) -> None:
     """Sources fit their connection; formats are known; column constraints make sense."""
     spec = c.spec
@@ -607,7 +594,7 @@ def check_secrets(c: Check) -> None:
             )
     for cname, connection in c.spec.connections.items():
         for key, value in getattr(connection, "options", {}).items():
-            if isinstance(value, str | int | float) and not isinstance(value, bool) and _is_secret_key(key):
+            if isinstance(value, str | int | float) and not isinstance(value, bool) and looks_like_secret(key):
                 c.error(
                     "NEB204",
                     f"option '{key}' of connection '{cname}' looks like a secret written as a literal",
@@ -616,19 +603,11 @@ def check_secrets(c: Check) -> None:
                 )
 
 
-def _is_secret_key(key: str) -> bool:
-    lowered = key.lower()
-    if lowered.endswith(("file", "path", "dir", "name", "_env", "mode")):
-        return False  # where a secret is, not the secret: passfile, secret_name, sslmode
-    return bool(_SECRETISH.search(lowered))
-
-
 RULES: tuple[Callable[[Check], None], ...] = (
     check_names,
     check_datasets,
     check_models,
     check_deployments,
-    check_environment_overrides,
     check_secrets,
 )
 

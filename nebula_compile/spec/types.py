@@ -67,6 +67,17 @@ SecretRef = Annotated[
 """`{secret: NAME}` or `{env: VAR}`; never the value itself."""
 
 
+_SECRET_NAME = re.compile(r"password|passwd|secret|token|api[_-]?key|private[_-]?key|credential")
+
+
+def looks_like_secret(name: str) -> bool:
+    """Whether a key or variable name says it holds a credential (`passfile`, `secret_name` do not)."""
+    lowered = name.lower()
+    if lowered.endswith(("file", "path", "dir", "name", "_env", "mode")):
+        return False  # where a secret is, not the secret
+    return bool(_SECRET_NAME.search(lowered))
+
+
 # --- durations and quantities ------------------------------------------------------------
 
 _DURATION = re.compile(r"^(?:[0-9]+(?:ms|s|m|h|d|w))+$")
