@@ -23,6 +23,7 @@ from nebula_compile.api import (
     compile_validation,
     drift_config,
     plan_config,
+    state_url,
     validate_path,
 )
 from nebula_compile.diagnostics import has_errors
@@ -35,6 +36,7 @@ from nebula_compile.policy.packs import load_packs
 from nebula_compile.policy.report import render_junit, render_policy_json, render_sarif
 from nebula_compile.render import render_json, render_text, summary
 from nebula_compile.spec.schema import render_schema
+from nebula_compile.state import StateError
 
 EXIT_OK, EXIT_USER, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 EXIT_CHANGES = 2
@@ -276,6 +278,61 @@ def cmd_policy_list(args: argparse.Namespace) -> int:
     return EXIT_USER if problems else EXIT_OK
 
 
+def _runtime_defaults(args: argparse.Namespace) -> tuple[dict[str, str], list[str] | None] | None:
+    """State URL, artifact folder and role names from nebula.yaml, when there is one; None after an error."""
+    if not os.path.isfile(args.path):
+        if args.path != "nebula.yaml":
+            sys.stderr.write(f"{args.path}: no such file\n")
+            return None
+        return {}, None  # a container with settings from the environment only
+    validation = validate_path(args.path)
+    if not validation.ok or validation.spec is None:
+        sys.stderr.write(
+            render_text(validation.diagnostics, validation.document.sources, color=_color(sys.stderr, args.color))
+        )
+        return None
+    spec = validation.spec
+    defaults: dict[str, str] = {}
+    try:
+        defaults["DATABASE_URL"] = state_url(spec, args.path)
+    except StateError as err:
+        sys.stderr.write(f"{args.path}: {err}\n")
+        return None
+    artifacts = spec.platform.artifacts
+    if isinstance(artifacts, str) and "://" not in artifacts:
+        defaults["NEBULA_ARTIFACTS"] = os.path.join(os.path.dirname(os.path.abspath(args.path)), artifacts)
+    if spec.environments and not os.environ.get("NEBULA_ENVIRONMENT"):
+        defaults["NEBULA_ENVIRONMENT"] = next(iter(spec.environments))
+    return defaults, sorted(spec.roles)
+
+
+def _runtime() -> object | None:
+    try:
+        from nebula_runtime import cli as runtime_cli
+    except ImportError as err:
+        sys.stderr.write(f"the runtime is not installed ({err}): pip install 'nebula-gitops[runtime]'\n")
+        return None
+    return runtime_cli
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    runtime_cli = _runtime()
+    found = _runtime_defaults(args)
+    if runtime_cli is None or found is None:
+        return EXIT_USER
+    code: int = runtime_cli.serve(args, found[0])  # type: ignore[attr-defined]
+    return code
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    runtime_cli = _runtime()
+    found = _runtime_defaults(args)
+    if runtime_cli is None or found is None:
+        return EXIT_USER
+    code: int = runtime_cli.keys(args, found[0], found[1])  # type: ignore[attr-defined]
+    return code
+
+
 def cmd_schema(args: argparse.Namespace) -> int:
     text = render_manifest_schema() if args.manifest else render_schema()
     if args.check:
@@ -490,6 +547,48 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("--name", help="project name (default: the directory's name)")
     init.add_argument("--force", action="store_true", help="overwrite an existing nebula.yaml")
     init.set_defaults(func=cmd_init)
+
+    serve = sub.add_parser(
+        "serve",
+        help="run the runtime: the REST and GraphQL API on :8080",
+        description="Serve the API from the state `nebula apply` reconciled, under gunicorn. "
+        "Settings come from the environment and .env (NEBULA_API_KEY, DATABASE_URL, ...), "
+        "then from nebula.yaml (platform.state, platform.artifacts).",
+    )
+    _path(serve)
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1; 0.0.0.0 in containers)"
+    )
+    serve.add_argument("--port", type=_positive, default=8080, help="port (default: 8080)")
+    serve.add_argument("--workers", type=_positive, default=2, help="worker processes (default: 2)")
+    serve.add_argument("--threads", type=_positive, default=8, help="threads per worker (default: 8)")
+    serve.add_argument(
+        "--env", help="environment to serve (default: NEBULA_ENVIRONMENT, else the first in nebula.yaml)"
+    )
+    _color_option(serve)
+    serve.set_defaults(func=cmd_serve)
+
+    keys = sub.add_parser(
+        "keys", help="issue, list and revoke API keys", description="API keys bound to roles of nebula.yaml."
+    )
+    keys_sub = keys.add_subparsers(dest="keys_command", metavar="ACTION")
+    keys_sub.required = True
+    keys_create = keys_sub.add_parser("create", help="issue a key; it is printed once, only its hash is stored")
+    keys_create.add_argument("--role", required=True, help="a role of nebula.yaml")
+    keys_create.add_argument("--name", default="api", help="a label for the key (default: api)")
+    keys_create.add_argument(
+        "--project", action="append", metavar="PROJECT", help="limit the key to this project (repeatable)"
+    )
+    keys_create.add_argument(
+        "--expires-in-days", type=_positive, metavar="DAYS", help="the key stops working after this"
+    )
+    keys_list = keys_sub.add_parser("list", help="list keys (never the keys themselves)")
+    keys_revoke = keys_sub.add_parser("revoke", help="revoke a key by its id")
+    keys_revoke.add_argument("key_id", metavar="ID")
+    for sub_parser in (keys_create, keys_list, keys_revoke):
+        _path(sub_parser)
+        _color_option(sub_parser)
+    keys.set_defaults(func=cmd_keys)
     return parser
 
 

@@ -91,6 +91,8 @@ def lower(
         name = f"{binding.role}.{binding.subject}"
         needs = (f"role.{binding.role}", *(f"project.{p}" for p in binding.projects or ()))
         lowering.add("binding", name, None, data, ("bindings", index), needs)
+    # how the runtime authenticates callers (secret references only); it reads this from the state
+    lowering.add("auth", "auth", None, _dump(spec.auth), ("auth",))
 
     for pname, project in spec.projects.items():
         base: Path = ("projects", pname)

@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -72,3 +72,107 @@ class Lock(Base):
     pid: Mapped[int] = mapped_column(Integer)
     acquired_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     heartbeat_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+# --- the runtime's own records (migration 0002) ---------------------------------------------------
+
+
+class ApiKey(Base):
+    """An API key: only its SHA-256 is kept; `id` is the public part printed in the key itself."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(63))
+    projects: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_by: Mapped[str] = mapped_column(String(255))
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class DatasetVersion(Base):
+    """An immutable version of a dataset, stored by content hash (DVC's `files/md5/` layout)."""
+
+    __tablename__ = "dataset_versions"
+    __table_args__ = (UniqueConstraint("environment", "project", "dataset", "number"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    environment: Mapped[str] = mapped_column(String(63), index=True)
+    project: Mapped[str] = mapped_column(String(63), index=True)
+    dataset: Mapped[str] = mapped_column(String(63))
+    number: Mapped[int] = mapped_column(Integer)
+    filename: Mapped[str] = mapped_column(String(255))
+    media_type: Mapped[str] = mapped_column(String(127))
+    format: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    md5: Mapped[str] = mapped_column(String(32))
+    rows: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    columns: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    report: Mapped[dict[str, Any]] = mapped_column(JSON)
+    lineage: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_by: Mapped[str] = mapped_column(String(255))
+
+
+class TrainingRun(Base):
+    __tablename__ = "training_runs"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    environment: Mapped[str] = mapped_column(String(63), index=True)
+    project: Mapped[str] = mapped_column(String(63), index=True)
+    model: Mapped[str] = mapped_column(String(63))
+    status: Mapped[str] = mapped_column(String(16))
+    params: Mapped[dict[str, Any]] = mapped_column(JSON)
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON)
+    dataset_version_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    commit: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_by: Mapped[str] = mapped_column(String(255))
+
+
+class RunMetric(Base):
+    """One point of a run's curves (loss, accuracy, ... per epoch), written while the run goes."""
+
+    __tablename__ = "run_metrics"
+
+    run_id: Mapped[str] = mapped_column(ForeignKey("training_runs.id", ondelete="CASCADE"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(63), primary_key=True)
+    step: Mapped[int] = mapped_column(Integer, primary_key=True)
+    value: Mapped[float] = mapped_column(Float)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ModelVersion(Base):
+    __tablename__ = "model_versions"
+    __table_args__ = (UniqueConstraint("environment", "project", "model", "version"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    environment: Mapped[str] = mapped_column(String(63), index=True)
+    project: Mapped[str] = mapped_column(String(63), index=True)
+    model: Mapped[str] = mapped_column(String(63))
+    version: Mapped[int] = mapped_column(Integer)
+    run_id: Mapped[str | None] = mapped_column(ForeignKey("training_runs.id"), nullable=True)
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON)
+    params: Mapped[dict[str, Any]] = mapped_column(JSON)
+    artifact: Mapped[str] = mapped_column(Text)
+    dataset_version_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    commit: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ModelAlias(Base):
+    __tablename__ = "model_aliases"
+
+    environment: Mapped[str] = mapped_column(String(63), primary_key=True)
+    project: Mapped[str] = mapped_column(String(63), primary_key=True)
+    model: Mapped[str] = mapped_column(String(63), primary_key=True)
+    alias: Mapped[str] = mapped_column(String(63), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_by: Mapped[str] = mapped_column(String(255))

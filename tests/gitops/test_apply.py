@@ -13,12 +13,9 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import git
-import psycopg
 import pytest
 
 from nebula_compile.api import apply_config, compile_path, drift_config, plan_config
@@ -49,22 +46,6 @@ projects:
 """
 V2 = V1.replace("traffic: 90", "traffic: 60").replace("traffic: 10}", "traffic: 40}")
 ACTOR = git.Actor("Ada", "ada@example.com")
-POSTGRES = "postgresql://postgres@127.0.0.1:5432"
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/state.db"
-        return
-    name = f"nebula_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(f"{POSTGRES}/test", autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"{POSTGRES}/{name}"
-    finally:
-        with psycopg.connect(f"{POSTGRES}/test", autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture

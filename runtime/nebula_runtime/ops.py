@@ -1,0 +1,128 @@
+"""Operations: /healthz, /readyz, /metrics, JSON logs with a request id, per-route metrics."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import sys
+import time
+import uuid
+from typing import Any
+
+import orjson
+from flask import Flask, Response, g, request
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
+from sqlalchemy import text
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+REQUESTS = Counter(
+    "nebula_http_requests_total",
+    "HTTP requests by route, method and status",
+    ("route", "method", "status"),
+    registry=REGISTRY,
+)
+LATENCY = Histogram(
+    "nebula_http_request_duration_seconds",
+    "HTTP request latency by route",
+    ("route", "method"),
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+    registry=REGISTRY,
+)
+UPLOADS = Counter("nebula_uploads_total", "Data uploads by result", ("result",), registry=REGISTRY)
+UPLOAD_BYTES = Counter("nebula_upload_bytes_total", "Bytes of data stored from uploads", registry=REGISTRY)
+
+_RULE_PARAM = re.compile(r"<(?:\w+:)?(\w+)>")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+log = logging.getLogger("nebula.runtime.access")
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, request id and the record's extras."""
+
+    SKIP = frozenset(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        entry.update({k: v for k, v in vars(record).items() if k not in self.SKIP})
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return orjson.dumps(entry, default=str).decode()
+
+
+def configure_logging(level: str) -> None:
+    root = logging.getLogger("nebula.runtime")
+    if not any(isinstance(h.formatter, JsonFormatter) for h in root.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(JsonFormatter())
+        handler.formatter.converter = time.gmtime  # type: ignore[union-attr]
+        root.addHandler(handler)
+        root.propagate = False
+    root.setLevel(level.upper())
+
+
+def install(app: Flask) -> None:
+    @app.before_request
+    def start() -> None:
+        g.started = time.perf_counter()
+        incoming = request.headers.get("X-Request-ID", "")
+        g.request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        g.route = _RULE_PARAM.sub(r"{\1}", request.url_rule.rule) if request.url_rule is not None else "unmatched"
+
+    @app.after_request
+    def finish(response: Response) -> Response:
+        elapsed = time.perf_counter() - g.get("started", time.perf_counter())
+        route = g.get("route", "unmatched")
+        response.headers["X-Request-ID"] = g.get("request_id", "")
+        if route not in ("/metrics", "/healthz", "/readyz"):
+            REQUESTS.labels(route, request.method, str(response.status_code)).inc()
+            LATENCY.labels(route, request.method).observe(elapsed)
+        if log.isEnabledFor(logging.INFO):
+            principal = g.get("principal")
+            log.info(
+                "%s %s %s",
+                request.method,
+                request.path,
+                response.status_code,
+                extra={
+                    "request_id": g.get("request_id"),
+                    "method": request.method,
+                    "path": request.path,
+                    "route": route,
+                    "status": response.status_code,
+                    "duration_ms": round(elapsed * 1000, 3),
+                    "actor": principal.actor if principal is not None else None,
+                    "remote": request.remote_addr,
+                },
+            )
+        return response
+
+    @app.get("/healthz")
+    def healthz() -> Response:
+        return Response(b'{"status":"ok"}', mimetype="application/json")
+
+    @app.get("/readyz")
+    def readyz() -> Response:
+        try:
+            with g.runtime.store.engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+        except Exception as err:  # the database is down or unreachable: not ready
+            body = {"status": "unavailable", "database": type(err).__name__}
+            return Response(orjson.dumps(body), status=503, mimetype="application/json")
+        return Response(b'{"status":"ready","database":"ok"}', mimetype="application/json")
+
+    @app.get("/metrics")
+    def metrics() -> Response:
+        g.principal = g.runtime.auth.authenticate(request.headers)  # any valid key or token may scrape
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)
+            data = generate_latest(registry)
+        else:
+            data = generate_latest(REGISTRY)
+        return Response(data, mimetype=CONTENT_TYPE_LATEST)
