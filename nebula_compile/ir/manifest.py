@@ -28,7 +28,16 @@ class ManifestSource(_Frozen):
 class ManifestResource(_Frozen):
     id: str = Field(pattern=r"^[a-z]+\.", description="kind.project.name, or kind.name for platform-wide resources.")
     kind: Literal[
-        "connection", "role", "binding", "project", "dataset", "preprocessing", "model", "notebook", "deployment"
+        "connection",
+        "role",
+        "binding",
+        "auth",
+        "project",
+        "dataset",
+        "preprocessing",
+        "model",
+        "notebook",
+        "deployment",
     ]
     name: str
     project: str | None

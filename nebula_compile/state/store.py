@@ -18,17 +18,20 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import create_engine, delete, event, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from nebula_compile.ir.graph import ResourceGraph
 from nebula_compile.state.schema import AuditEntry, Lock, Revision, StateResource
+
+if TYPE_CHECKING:  # the runtime opens the store too; it need not load the compiler
+    from nebula_compile.ir.graph import ResourceGraph
+
+HEAD = "0002"
+"""The newest migration; a database already there is opened without loading Alembic."""
 
 STALE_AFTER = timedelta(minutes=10)
 """A lock not refreshed for this long belongs to a holder that is gone."""
@@ -109,6 +112,11 @@ class Store:
         return store
 
     def migrate(self) -> None:
+        if self.revision() == HEAD:
+            return
+        from alembic import command
+        from alembic.config import Config
+
         config = Config()
         config.set_main_option("script_location", str(resources.files("nebula_compile.state").joinpath("migrations")))
         try:
@@ -119,6 +127,14 @@ class Store:
             if isinstance(err, StateError):
                 raise
             raise StateError(f"cannot reach or migrate the state store: {err}") from None
+
+    def revision(self) -> str | None:
+        """The migration the database is at; None for a new one."""
+        try:
+            with self.engine.connect() as connection:
+                return connection.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+        except Exception:  # no such table yet, or unreachable: migrate() reports the latter
+            return None
 
     def close(self) -> None:
         self.engine.dispose()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 from typing import Any
 
@@ -70,12 +71,19 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
             rule, endpoint=f"graphql{rule.replace('/', '.')}", view_func=graphql_view, methods=["GET", "POST"]
         )
 
-    document = orjson.dumps(api.openapi("Nebula", VERSION))
+    base = api.openapi("Nebula", VERSION)
+    documents: dict[tuple[str, ...], bytes] = {}
 
     def openapi() -> Response:
         if not settings.public_docs:
             g.principal = runtime.auth.authenticate(_headers())
-        return Response(document, mimetype="application/json")
+        roles = tuple(sorted(runtime.auth.access().roles))
+        if roles not in documents:  # the roles of the applied nebula.yaml are the values a key may take
+            document = copy.deepcopy(base)
+            document["components"]["schemas"]["KeyCreate"]["properties"]["role"]["enum"] = list(roles)
+            documents.clear()
+            documents[roles] = orjson.dumps(document)
+        return Response(documents[roles], mimetype="application/json")
 
     def docs() -> Response:
         if not settings.public_docs:

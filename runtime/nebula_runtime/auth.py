@@ -26,7 +26,7 @@ import urllib.request
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import select
 
@@ -38,6 +38,14 @@ from nebula_runtime.settings import Settings
 log = logging.getLogger("nebula.runtime.auth")
 
 KEY_PREFIX = "neb_"
+
+
+class HeaderSource(Protocol):
+    """A request's headers: a dict, or werkzeug's Headers."""
+
+    def get(self, key: str) -> str | None: ...
+
+
 WRITE_ACTIONS = frozenset({"create", "update", "delete", "upload", "write"})
 
 
@@ -216,9 +224,9 @@ class Authenticator:
     def header_name(self) -> str:
         return str(self.access().auth.get("api_keys", {}).get("header") or "X-API-Key")
 
-    def authenticate(self, headers: Mapping[str, str]) -> Principal:
+    def authenticate(self, headers: HeaderSource) -> Principal:
         key = headers.get(self.header_name()) or headers.get("X-API-Key")
-        authorization = headers.get("Authorization", "")
+        authorization = headers.get("Authorization") or ""
         if not key and authorization.lower().startswith("bearer "):
             token = authorization[7:].strip()
             if token.startswith(KEY_PREFIX) or (self._bootstrap and "." not in token):

@@ -55,6 +55,7 @@ def serve(args: argparse.Namespace, defaults: Mapping[str, str]) -> int:
         "timeout": 300,
         "graceful_timeout": 30,
         "keepalive": 5,
+        "reuse_port": True,  # the kernel spreads connections over the workers
         "accesslog": None,
         "errorlog": "-",
         "loglevel": "warning",

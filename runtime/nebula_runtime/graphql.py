@@ -9,6 +9,7 @@ number of queries however many rows come back.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -17,6 +18,7 @@ from flask import Response, g, request
 from graphene.types.generic import GenericScalar
 from graphene.validation import depth_limit_validator
 from graphql import (
+    DocumentNode,
     ExecutionResult,
     GraphQLError,
     GraphQLList,
@@ -535,7 +537,7 @@ def cost_limit(max_cost: int) -> type[ValidationRule]:
 
 
 def _error(err: GraphQLError) -> dict[str, Any]:
-    data = err.formatted
+    data: dict[str, Any] = dict(err.formatted)
     original = err.original_error
     if isinstance(original, ApiError):
         data["message"] = original.message
@@ -545,6 +547,21 @@ def _error(err: GraphQLError) -> dict[str, Any]:
         data["message"] = "internal error; the request id is in the X-Request-ID header and the server log"
         data["extensions"] = {"code": "internal", "status": 500}
     return data
+
+
+@functools.lru_cache(maxsize=1024)
+def prepare(query: str, max_depth: int, max_cost: int) -> tuple[DocumentNode | None, list[dict[str, Any]]]:
+    """Parse and validate once per distinct query text: clients send the same few queries again and again,
+    and validation costs several times what running a small query does."""
+    try:
+        document = parse(query, max_tokens=20_000)
+    except GraphQLError as err:
+        return None, [dict(err.formatted)]
+    rules = [*specified_rules, depth_limit_validator(max_depth=max_depth), cost_limit(max_cost)]
+    problems = validate(schema.graphql_schema, document, rules)
+    if problems:
+        return None, [dict(e.formatted) for e in problems]
+    return document, []
 
 
 def graphql_view() -> Response:
@@ -572,19 +589,11 @@ def graphql_view() -> Response:
     variables = payload.get("variables")
     if variables is not None and not isinstance(variables, dict):
         raise ApiError(400, "`variables` must be a JSON object")
-    try:
-        document = parse(payload["query"], max_tokens=20_000)
-    except GraphQLError as err:
-        return _respond({"errors": [err.formatted]}, 400)
     settings = runtime.settings
-    rules = [
-        *specified_rules,
-        depth_limit_validator(max_depth=settings.graphql_max_depth),
-        cost_limit(settings.graphql_max_cost),
-    ]
-    problems = validate(schema.graphql_schema, document, rules)
+    document, problems = prepare(payload["query"], settings.graphql_max_depth, settings.graphql_max_cost)
     if problems:
-        return _respond({"errors": [e.formatted for e in problems]}, 400)
+        return _respond({"errors": problems}, 400)
+    assert document is not None
     if request.method == "GET" and any(
         isinstance(d, OperationDefinitionNode) and d.operation == OperationType.MUTATION for d in document.definitions
     ):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from flask import Flask, Response, g, request
 from pydantic import BaseModel, ValidationError
@@ -23,6 +23,10 @@ from nebula_runtime.errors import CODES, ApiError
 
 _PARAM = re.compile(r"\{(\w+)\}")
 INT_PARAMS = frozenset({"number", "version", "revision"})
+MAX_INT = 2**31 - 1
+PARAM_SCHEMAS: dict[str, dict[str, Any]] = {
+    "alias": {"type": "string", "pattern": r"^[a-z][a-z0-9-]{0,62}$", "description": "An alias such as champion."},
+}
 ALWAYS = (400, 401, 403)
 
 
@@ -122,6 +126,9 @@ class Api:
             g.principal = principal
             if route.permission is not None:
                 authorize(principal, route.permission, params.get("project"))
+            for name in INT_PARAMS.intersection(params):
+                if params[name] > MAX_INT:
+                    raise ApiError(404, f"no {name} {params[name]}")
             kwargs = dict(params)
             if route.query is not None:
                 try:
@@ -143,7 +150,7 @@ class Api:
     # --- the document ------------------------------------------------------------------------
 
     def openapi(self, title: str, version: str) -> dict[str, Any]:
-        models: dict[tuple[type[BaseModel], str], None] = {}
+        models: dict[tuple[type[BaseModel], Literal["validation", "serialization"]], None] = {}
         for route in self.routes:
             if route.body is not None:
                 models[(route.body, "validation")] = None
@@ -183,9 +190,12 @@ class Api:
                     "name": name,
                     "in": "path",
                     "required": True,
-                    "schema": {"type": "integer", "minimum": 0}
-                    if name in INT_PARAMS
-                    else {"type": "string", "minLength": 1},
+                    "schema": PARAM_SCHEMAS.get(name)
+                    or (
+                        {"type": "integer", "minimum": 0, "maximum": MAX_INT}
+                        if name in INT_PARAMS
+                        else {"type": "string", "minLength": 1}
+                    ),
                 }
                 for name in _PARAM.findall(route.path)
             ]

@@ -27,7 +27,9 @@ class Out(BaseModel):
 
 
 class ProjectCreate(Request):
-    name: Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
+    name: Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[A-Za-z]")] = Field(
+        description="Any text that starts with a letter; the id is its slug (`My Project` -> `my-project`)."
+    )
     description: Annotated[str, Field(max_length=10_000)] = ""
     labels: dict[
         Annotated[str, StringConstraints(max_length=63)], Annotated[str, StringConstraints(max_length=63)]

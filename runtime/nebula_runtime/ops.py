@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
@@ -40,19 +41,43 @@ log = logging.getLogger("nebula.runtime.access")
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, message, request id and the record's extras."""
 
-    SKIP = frozenset(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
+    SKIP = frozenset(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime", "fields"}
 
     def format(self, record: logging.LogRecord) -> str:
+        seconds = int(record.created)
         entry: dict[str, Any] = {
-            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
+            "time": _timestamp(seconds) + f".{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
         }
-        entry.update({k: v for k, v in vars(record).items() if k not in self.SKIP})
+        fields = getattr(record, "fields", None)
+        if fields is not None:  # the access log's fields, gathered in one dict (cheaper than extras)
+            entry.update(fields)
+        else:
+            entry.update({k: v for k, v in vars(record).items() if k not in self.SKIP})
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return orjson.dumps(entry, default=str).decode()
+
+
+@functools.lru_cache(maxsize=4)
+def _timestamp(seconds: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+
+
+@functools.lru_cache(maxsize=256)
+def route_label(rule: str) -> str:
+    """`/v1/projects/<project>` -> `/v1/projects/{project}`, as the OpenAPI document writes it."""
+    return _RULE_PARAM.sub(r"{\1}", rule)
+
+
+@functools.lru_cache(maxsize=4096)
+def _series(route: str, method: str, status: int) -> tuple[Any, Any]:
+    return REQUESTS.labels(route, method, str(status)), LATENCY.labels(route, method)
+
+
+UNMEASURED = frozenset({"/metrics", "/healthz", "/readyz"})
 
 
 def configure_logging(level: str) -> None:
@@ -60,7 +85,6 @@ def configure_logging(level: str) -> None:
     if not any(isinstance(h.formatter, JsonFormatter) for h in root.handlers):
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(JsonFormatter())
-        handler.formatter.converter = time.gmtime  # type: ignore[union-attr]
         root.addHandler(handler)
         root.propagate = False
     root.setLevel(level.upper())
@@ -69,35 +93,44 @@ def configure_logging(level: str) -> None:
 def install(app: Flask) -> None:
     @app.before_request
     def start() -> None:
-        g.started = time.perf_counter()
-        incoming = request.headers.get("X-Request-ID", "")
-        g.request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
-        g.route = _RULE_PARAM.sub(r"{\1}", request.url_rule.rule) if request.url_rule is not None else "unmatched"
+        state = g._get_current_object()
+        current = request._get_current_object()  # type: ignore[attr-defined]
+        state.started = time.perf_counter()
+        incoming = current.headers.get("X-Request-ID", "")
+        state.request_id = incoming if incoming and _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        state.route = route_label(current.url_rule.rule) if current.url_rule is not None else "unmatched"
 
     @app.after_request
     def finish(response: Response) -> Response:
-        elapsed = time.perf_counter() - g.get("started", time.perf_counter())
-        route = g.get("route", "unmatched")
-        response.headers["X-Request-ID"] = g.get("request_id", "")
-        if route not in ("/metrics", "/healthz", "/readyz"):
-            REQUESTS.labels(route, request.method, str(response.status_code)).inc()
-            LATENCY.labels(route, request.method).observe(elapsed)
+        state = g._get_current_object()
+        current = request._get_current_object()  # type: ignore[attr-defined]
+        elapsed = time.perf_counter() - getattr(state, "started", time.perf_counter())
+        route = getattr(state, "route", "unmatched")
+        request_id = getattr(state, "request_id", "")
+        response.headers["X-Request-ID"] = request_id
+        status = response.status_code
+        if route not in UNMEASURED:
+            count, latency = _series(route, current.method, status)
+            count.inc()
+            latency.observe(elapsed)
         if log.isEnabledFor(logging.INFO):
-            principal = g.get("principal")
+            principal = getattr(state, "principal", None)
             log.info(
                 "%s %s %s",
-                request.method,
-                request.path,
-                response.status_code,
+                current.method,
+                current.path,
+                status,
                 extra={
-                    "request_id": g.get("request_id"),
-                    "method": request.method,
-                    "path": request.path,
-                    "route": route,
-                    "status": response.status_code,
-                    "duration_ms": round(elapsed * 1000, 3),
-                    "actor": principal.actor if principal is not None else None,
-                    "remote": request.remote_addr,
+                    "fields": {
+                        "request_id": request_id,
+                        "method": current.method,
+                        "path": current.path,
+                        "route": route,
+                        "status": status,
+                        "duration_ms": round(elapsed * 1000, 3),
+                        "actor": principal.actor if principal is not None else None,
+                        "remote": current.remote_addr,
+                    }
                 },
             )
         return response
@@ -121,7 +154,7 @@ def install(app: Flask) -> None:
         g.principal = g.runtime.auth.authenticate(request.headers)  # any valid key or token may scrape
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             registry = CollectorRegistry()
-            multiprocess.MultiProcessCollector(registry)
+            multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
             data = generate_latest(registry)
         else:
             data = generate_latest(REGISTRY)

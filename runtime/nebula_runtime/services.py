@@ -7,17 +7,20 @@ with their audit entry. Objects reconciled from git (`managed`) are read-only he
 
 from __future__ import annotations
 
+import contextlib
 import re
 import secrets
+import threading
 import time
 import unicodedata
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import orjson
 from sqlalchemy import func, select, tuple_
 from sqlalchemy.exc import IntegrityError
 
@@ -56,6 +59,61 @@ def slugify(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text).strip("-")[:63].strip("-")
 
 
+class Reader:
+    """Reads for the hottest paths on a DBAPI connection kept per thread.
+
+    A one-row select costs about 0.7 ms through the ORM here, 0.1 ms through a pooled
+    DBAPI connection and 0.03 ms on a connection the thread keeps. The connections run in
+    autocommit, so a read never holds a transaction open. `sql` uses `?` placeholders;
+    they become the driver's (`%s` for psycopg).
+    """
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.local = threading.local()
+        self.opened: list[Any] = []
+        self.lock = threading.Lock()
+        self.qmark = store.engine.dialect.paramstyle == "qmark"
+
+    def _connection(self) -> Any:
+        connection: Any = getattr(self.local, "connection", None)
+        if connection is None:
+            pooled = self.store.engine.raw_connection()  # keeps the engine's connect hooks (SQLite pragmas)
+            connection = pooled.driver_connection
+            if hasattr(connection, "autocommit"):
+                connection.rollback()
+                connection.autocommit = True
+            self.local.connection = connection
+            self.local.pooled = pooled
+            with self.lock:
+                self.opened.append(pooled)
+        return connection
+
+    def rows(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        if not self.qmark:
+            sql = sql.replace("?", "%s")
+        connection = self._connection()
+        try:
+            cursor = connection.cursor()
+            try:
+                cursor.execute(sql, tuple(params))
+                rows: list[tuple[Any, ...]] = cursor.fetchall()
+            finally:
+                cursor.close()
+        except Exception:
+            self.local.connection = None  # a broken connection is not reused; the next read opens a new one
+            raise
+        return rows
+
+    def close(self) -> None:
+        with self.lock:
+            for pooled in self.opened:
+                with contextlib.suppress(Exception):
+                    pooled.invalidate()
+            self.opened.clear()
+        self.local = threading.local()
+
+
 @dataclass
 class Runtime:
     """What a request needs: the store, the settings, the served environment, the authenticator."""
@@ -64,6 +122,14 @@ class Runtime:
     settings: Settings
     environment: str
     auth: Authenticator
+    reader: Reader = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.reader = Reader(self.store)
+
+    def close(self) -> None:
+        self.reader.close()
+        self.store.close()
 
     @property
     def artifacts(self) -> Path:
@@ -79,30 +145,40 @@ class Runtime:
 
 
 def _project_out(row: StateResource) -> m.Project:
-    spec = row.spec
+    return _project(row.name, row.spec, row.managed)
+
+
+def _project(name: str, spec: dict[str, Any], managed: bool) -> m.Project:
     return m.Project(
-        id=row.name,
-        name=str(spec.get("display_name") or row.name),
+        id=name,
+        name=str(spec.get("display_name") or name),
         description=str(spec.get("description") or ""),
-        managed=row.managed,
+        managed=bool(managed),
         namespace=spec.get("namespace"),
         labels=dict(spec.get("labels") or {}),
         owners=list(spec.get("owners") or []),
     )
 
 
+def fetch(rt: Runtime, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+    return rt.reader.rows(sql, params)
+
+
+def _json(value: Any) -> Any:
+    return orjson.loads(value) if isinstance(value, str | bytes) else value
+
+
 def projects_by_id(rt: Runtime, ids: Sequence[str]) -> dict[str, m.Project]:
-    if not ids:
+    names = sorted(set(ids))
+    if not names:
         return {}
-    with rt.store.sessions() as session:
-        rows = session.scalars(
-            select(StateResource).where(
-                StateResource.environment == rt.environment,
-                StateResource.kind == "project",
-                StateResource.name.in_(sorted(set(ids))),
-            )
-        )
-        return {row.name: _project_out(row) for row in rows}
+    rows = fetch(
+        rt,
+        "SELECT name, spec, managed FROM resources WHERE environment = ? AND kind = 'project' "
+        f"AND name IN ({', '.join('?' for _ in names)})",
+        [rt.environment, *names],
+    )
+    return {name: _project(name, _json(spec), managed) for name, spec, managed in rows}
 
 
 def get_project(rt: Runtime, project: str) -> m.Project:
@@ -181,7 +257,7 @@ def create_project(rt: Runtime, principal: Principal, body: m.ProjectCreate) -> 
 
 
 def _editable_project(session: Any, rt: Runtime, project: str) -> StateResource:
-    row = session.get(StateResource, (rt.environment, f"project.{project}"), with_for_update=True)
+    row: StateResource | None = session.get(StateResource, (rt.environment, f"project.{project}"), with_for_update=True)
     if row is None:
         raise not_found("project", project)
     if row.managed:
@@ -257,7 +333,10 @@ def _dataset_out(
         columns.append(
             m.Column(
                 name=cname,
-                **{k: column.get(k) for k in ("type", "min", "max", "values")},
+                type=str(column.get("type", "string")),
+                min=column.get("min"),
+                max=column.get("max"),
+                values=column.get("values"),
                 unique=bool(column.get("unique")),
                 missing=float(column.get("missing") or 0),
             )

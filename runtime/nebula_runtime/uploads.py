@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -22,10 +23,10 @@ from werkzeug.utils import secure_filename
 
 from nebula_runtime import models as m
 from nebula_runtime.auth import Principal
-from nebula_runtime.datacheck import DataError, check_file, sniff_format
+from nebula_runtime.datacheck import DataError, StreamCheck, sniff_format
 from nebula_runtime.errors import ApiError
 from nebula_runtime.ops import UPLOAD_BYTES, UPLOADS
-from nebula_runtime.services import UPLOADS_DATASET, Runtime, blob_path, datasets_for, get_project, record_version
+from nebula_runtime.services import Runtime, blob_path, datasets_for, get_project, record_version
 
 CHUNK = 1 << 20
 TABULAR_TYPES = {
@@ -33,6 +34,7 @@ TABULAR_TYPES = {
     "json": {"application/json", "application/x-ndjson", "application/jsonl", "application/json-lines", "text/plain"},
     "parquet": {"application/vnd.apache.parquet", "application/x-parquet"},
 }
+CUT_OFF = "the upload ended before the multipart body did (cut off?); nothing was stored"
 GENERIC_TYPES = {"", "application/octet-stream", "binary/octet-stream"}
 
 
@@ -45,6 +47,7 @@ class Received:
     sha256: str
     md5: str
     fields: dict[str, str]
+    check: StreamCheck | None = None
 
 
 def _write_all(out: IO[bytes], sha: Any, md5: Any, data: bytes) -> None:
@@ -53,8 +56,15 @@ def _write_all(out: IO[bytes], sha: Any, md5: Any, data: bytes) -> None:
     md5.update(data)
 
 
-def receive(rt: Runtime) -> Received:
-    """Stream the request's multipart body; the `file` part lands in a temporary file."""
+Starter = Callable[[str, str, dict[str, str]], StreamCheck | None]
+
+
+def receive(rt: Runtime, start: Starter | None = None) -> Received:
+    """Stream the request's multipart body; the `file` part lands in a temporary file.
+
+    `start(filename, media_type, fields so far)` is called when the file part begins; the
+    StreamCheck it returns sees every chunk as it arrives.
+    """
     if request.mimetype != "multipart/form-data":
         raise ApiError(
             415, f"send the file as multipart/form-data with a 'file' field, not {request.mimetype or 'nothing'}"
@@ -69,12 +79,13 @@ def receive(rt: Runtime) -> Received:
         )
     staging = rt.artifacts / "tmp"
     staging.mkdir(parents=True, exist_ok=True)
-    decoder = MultipartDecoder(boundary.encode("latin-1"), max_form_memory_size=1 << 20, max_parts=16)
+    decoder = MultipartDecoder(boundary.encode("latin-1"), max_form_memory_size=4 * CHUNK, max_parts=16)
     fields: dict[str, str] = {}
     field_name: str | None = None
     field_value = bytearray()
     handle = None
     path = None
+    check: StreamCheck | None = None
     filename = ""
     media_type = ""
     size = 0
@@ -86,7 +97,12 @@ def receive(rt: Runtime) -> Received:
             chunk = stream.read(CHUNK)
             decoder.receive_data(chunk or None)
             while True:
-                event = decoder.next_event()
+                try:
+                    event = decoder.next_event()
+                except ValueError:
+                    if chunk:
+                        raise
+                    raise ApiError(400, CUT_OFF) from None
                 if isinstance(event, NeedData):
                     break
                 if isinstance(event, File):
@@ -97,6 +113,8 @@ def receive(rt: Runtime) -> Received:
                     fd, path = tempfile.mkstemp(dir=staging, prefix="upload-")
                     handle = os.fdopen(fd, "wb", buffering=0)
                     field_name = None
+                    if start is not None:
+                        check = start(filename, media_type, fields)
                 elif isinstance(event, Field):
                     field_name, field_value = event.name, bytearray()
                 elif isinstance(event, Data):
@@ -112,18 +130,22 @@ def receive(rt: Runtime) -> Received:
                                 413, f"the file is larger than this server takes ({limit} bytes)", {"limit": limit}
                             )
                         _write_all(handle, sha, md5, event.data)
+                        if check is not None:
+                            check.write(event.data)
                 elif isinstance(event, Epilogue):
                     done = True
                     break
             if not chunk:
                 break
         if not done:
-            raise ApiError(400, "the upload ended before the multipart body did (cut off?); nothing was stored")
+            raise ApiError(400, CUT_OFF)
         if handle is None or path is None:
             raise ApiError(400, "the multipart body has no 'file' field")
         handle.close()
-        return Received(path, filename, media_type, size, sha.hexdigest(), md5.hexdigest(), fields)
+        return Received(path, filename, media_type, size, sha.hexdigest(), md5.hexdigest(), fields, check)
     except BaseException as err:
+        if check is not None:
+            check.abandon()
         if handle is not None:
             handle.close()
         if path is not None:
@@ -175,29 +197,38 @@ def upload(rt: Runtime, principal: Principal, project: str, dataset_name: str | 
 
 def _upload(rt: Runtime, principal: Principal, project: str, dataset_name: str | None) -> m.DataVersion:
     get_project(rt, project)
-    received = receive(rt)
-    try:
-        dataset = _pick_dataset(
-            rt, project, dataset_name or request.args.get("dataset") or received.fields.get("dataset")
-        )
-        filename = secure_filename(os.path.basename(received.filename.replace("\\", "/"))) or "upload"
+    asked = dataset_name or request.args.get("dataset")
+    chosen: dict[str, Any] = {}
+
+    def start(original: str, media_type: str, fields: dict[str, str]) -> StreamCheck | None:
+        dataset = _pick_dataset(rt, project, asked or fields.get("dataset"))
+        filename = secure_filename(os.path.basename(original.replace("\\", "/"))) or "upload"
         fmt = dataset.format or sniff_format(filename)
         allowed = TABULAR_TYPES.get(fmt or "", set()) | GENERIC_TYPES
-        if fmt and received.media_type not in allowed:
+        if fmt and media_type not in allowed:
             raise ApiError(
                 415,
-                f"dataset {dataset.name!r} takes {fmt.upper()} files; the file was sent as {received.media_type}",
-                {"format": fmt, "media_type": received.media_type},
+                f"dataset {dataset.name!r} takes {fmt.upper()} files; the file was sent as {media_type}",
+                {"format": fmt, "media_type": media_type},
             )
         if dataset.format is None and dataset.columns and fmt is None:
             raise ApiError(415, f"cannot tell the format of {filename!r}; name it .csv, .json, .jsonl or .parquet")
+        chosen.update(dataset=dataset, filename=filename, fmt=fmt)
+        if fmt is None:
+            return None
+        return StreamCheck(fmt, {c.name: c.model_dump(exclude={"name"}) for c in dataset.columns})
+
+    received = receive(rt, start)
+    try:
+        dataset: m.Dataset = chosen["dataset"]
+        filename: str = chosen["filename"]
+        fmt: str | None = chosen["fmt"]
         report: dict[str, Any] = {}
         rows = None
         columns: list[dict[str, Any]] = []
-        if fmt is not None:
-            declared = {c.name: c.model_dump(exclude={"name"}) for c in dataset.columns}
+        if received.check is not None:
             try:
-                checked = check_file(received.path, fmt, declared)
+                checked = received.check.finish(received.path)
             except DataError as err:
                 first = err.problems[0]
                 raise ApiError(
@@ -219,7 +250,7 @@ def _upload(rt: Runtime, principal: Principal, project: str, dataset_name: str |
         rt,
         principal,
         project=project,
-        dataset=dataset.name if dataset.name else UPLOADS_DATASET,
+        dataset=dataset.name,
         filename=filename,
         media_type=received.media_type or "application/octet-stream",
         fmt=fmt,

@@ -88,7 +88,10 @@ def test_the_whole_loop(repo: Path) -> None:
     v1_hashes = graph_hashes(repo)
     first = apply_config(config, ref="main")
     assert first.ok, first.diagnostics
-    assert [(r.environment, r.created) for r in first.results] == [("dev", 5), ("prod", 5)]
+    assert [(r.environment, r.created) for r in first.results] == [
+        ("dev", 6),
+        ("prod", 6),
+    ]  # project, dataset, two models, deployment, auth
     assert state_hashes(repo) == v1_hashes
 
     again = apply_config(config, ref="main")
@@ -289,7 +292,7 @@ def test_an_environment_removed_from_the_config_is_emptied(repo: Path) -> None:
     report = apply_config(config, ref="main")
     assert report.ok
     prod = next(r for r in report.results if r.environment == "prod")
-    assert prod.deleted == 5
+    assert prod.deleted == 6
     with git.Repo(repo) as repository:
         files = {str(b.path) for b in repository.commit("deploy").tree.traverse() if isinstance(b, git.Blob)}
     assert not any(f.startswith("prod/") for f in files) and any(f.startswith("dev/") for f in files)

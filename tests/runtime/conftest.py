@@ -123,9 +123,7 @@ def register_version(
     return run_id
 
 
-@pytest.fixture
-def rt(database: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Rt]:
-    monkeypatch.setenv("NEBULA_TEST_CI_KEY", "ci-key-from-the-environment")
+def make_rt(database: str, tmp_path: Path) -> Rt:
     store = Store.open(database)
     apply_config(store)
     keys = {
@@ -147,9 +145,16 @@ def rt(database: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterat
     )
     app = create_app(settings, store=store)
     app.testing = True
-    with app.test_client() as client:
-        yield Rt(app, client, store, settings, keys, tmp_path / "artifacts", database)
-    store.close()
+    return Rt(app, app.test_client(), store, settings, keys, tmp_path / "artifacts", database)
+
+
+@pytest.fixture
+def rt(database: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Rt]:
+    monkeypatch.setenv("NEBULA_TEST_CI_KEY", "ci-key-from-the-environment")
+    runtime = make_rt(database, tmp_path)
+    with runtime.client:
+        yield runtime
+    runtime.app.extensions["nebula"].close()
 
 
 def free_port() -> int:
@@ -176,7 +181,7 @@ def live(rt: Rt, tmp_path: Path) -> Iterator[Live]:
         "NEBULA_ENVIRONMENT": "dev",
         "NEBULA_API_KEY": BOOTSTRAP,
         "NEBULA_MAX_UPLOAD": str(rt.settings.max_upload_bytes),
-        "NEBULA_LOG_LEVEL": "WARNING",
+        "NEBULA_LOG_LEVEL": "INFO",
     }
     log = (tmp_path / "serve.log").open("wb")
     process = subprocess.Popen(
