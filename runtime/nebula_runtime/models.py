@@ -257,7 +257,9 @@ class Revision(Out):
 
 class PageQuery(Query):
     limit: Limit = 50
-    before: int | None = Field(default=None, ge=1, description="Cursor: only entries with a smaller id (newest first).")
+    before: int | None = Field(
+        default=None, ge=1, le=2**31 - 1, description="Cursor: only entries with a smaller id (newest first)."
+    )
 
 
 class RevisionPage(Out):

@@ -183,6 +183,7 @@ def live(rt: Rt, tmp_path: Path) -> Iterator[Live]:
         "NEBULA_MAX_UPLOAD": str(rt.settings.max_upload_bytes),
         "NEBULA_LOG_LEVEL": "INFO",
     }
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)  # each server gathers its own workers' metrics
     log = (tmp_path / "serve.log").open("wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "nebula_compile.cli", "serve", "--port", str(port), "--workers", "2", "--threads", "8"],

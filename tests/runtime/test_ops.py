@@ -137,6 +137,7 @@ def test_keys_create_list_revoke(platform: Path, capsys: pytest.CaptureFixture[s
 def test_serve_refuses_bad_settings_clearly(
     platform: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(platform))  # serve would set it for this process
     monkeypatch.setenv("DATABASE_URL", "postgresql://nobody@127.0.0.1:1/none")
     assert main(["serve", "--port", "18080"]) == 1
     assert "cannot reach or migrate the state store" in capsys.readouterr().err
