@@ -582,6 +582,9 @@ def build_parser() -> argparse.ArgumentParser:
     keys_create.add_argument(
         "--expires-in-days", type=_positive, metavar="DAYS", help="the key stops working after this"
     )
+    keys_create.add_argument(
+        "--env", help="the environment whose runtime accepts the key (default: NEBULA_ENVIRONMENT, else the first)"
+    )
     keys_list = keys_sub.add_parser("list", help="list keys (never the keys themselves)")
     keys_revoke = keys_sub.add_parser("revoke", help="revoke a key by its id")
     keys_revoke.add_argument("key_id", metavar="ID")

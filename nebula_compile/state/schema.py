@@ -85,6 +85,8 @@ class ApiKey(Base):
     id: Mapped[str] = mapped_column(String(16), primary_key=True)
     name: Mapped[str] = mapped_column(String(255))
     role: Mapped[str] = mapped_column(String(63))
+    environment: Mapped[str | None] = mapped_column(String(63), nullable=True)
+    """The environment whose runtime accepts the key (its roles are that environment's); None: every one."""
     projects: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
     hash: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

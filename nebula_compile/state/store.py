@@ -95,14 +95,16 @@ class Store:
         self.sessions = sessionmaker(engine, expire_on_commit=False)
 
     @classmethod
-    def open(cls, url: str) -> Store:
+    def open(cls, url: str, *, pool_size: int | None = None) -> Store:
+        """Open (and migrate) the store; `pool_size` for a server whose threads each hold connections."""
         target = normalize_url(url)
         if target.startswith("sqlite:///"):
             path = target.removeprefix("sqlite:///")
             if path and path != ":memory:":
                 os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         try:
-            engine = create_engine(target, future=True)
+            options: dict[str, Any] = {"pool_size": pool_size, "max_overflow": pool_size} if pool_size else {}
+            engine = create_engine(target, future=True, **options)
         except Exception as err:  # bad URL or missing driver: the user's to fix
             raise StateError(f"cannot open the state store: {err}") from None
         if engine.dialect.name == "sqlite":

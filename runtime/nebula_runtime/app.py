@@ -50,7 +50,8 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     settings = settings or Settings.from_env()
     ops.configure_logging(settings.log_level)
     try:
-        store = store or Store.open(settings.database_url)
+        # each request thread may hold a reader connection and a session: size the pool for that
+        store = store or Store.open(settings.database_url, pool_size=32)
     except StateError as err:
         raise SettingsError(str(err)) from None
     environment = pick_environment(store, settings.environment)

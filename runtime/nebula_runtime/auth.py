@@ -261,6 +261,8 @@ class Authenticator:
                 )
                 if row.revoked_at is not None or (expires is not None and expires <= now):
                     return None
+                if row.environment is not None and row.environment != self.environment:
+                    return None  # a key for another environment's runtime (its roles are that one's)
                 return Principal(f"key:{row.id} ({row.name})", (self.grant(row.role, row.projects),))
         api_keys = self.access().auth.get("api_keys", {})
         if api_keys.get("enabled", True):

@@ -85,7 +85,7 @@ def keys(args: argparse.Namespace, defaults: Mapping[str, str], roles: Sequence[
     from nebula_runtime import services
     from nebula_runtime.errors import ApiError
 
-    settings = _settings(defaults, None)
+    settings = _settings(defaults, getattr(args, "env", None))
     try:
         store = Store.open(settings.database_url)
     except StateError as err:
@@ -102,6 +102,7 @@ def keys(args: argparse.Namespace, defaults: Mapping[str, str], roles: Sequence[
                     created_by=f"cli:{getpass.getuser()}",
                     expires_in_days=args.expires_in_days,
                     known_roles=roles,
+                    environment=settings.environment,
                 )
             except ApiError as err:
                 sys.stderr.write(f"nebula keys create: {err.message}\n")

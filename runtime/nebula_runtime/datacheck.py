@@ -29,6 +29,8 @@ import pyarrow.compute as pc
 pa.set_cpu_count(1)
 pa.set_io_thread_count(1)
 
+MAX_HEADER = 1 << 20
+csv.field_size_limit(64 << 20)  # one cell may be long (text, JSON); the default 128 KiB would call it an error
 BATCH_BYTES = 256 << 10
 """pyarrow's block: 256 KiB keeps a check's working memory near 20 MB (1 MiB: 60 MB) for 10% more time."""
 ARROW_TYPES = {
@@ -148,7 +150,9 @@ def _csv_batches(source: str | IO[bytes], columns: dict[str, _Column]) -> tuple[
         header = describe_csv_header(source)
         path: Any = source
     else:  # a stream: read the header line here, then hand pyarrow the header and the rest
-        first = source.readline()
+        first = source.readline(MAX_HEADER)
+        if len(first) >= MAX_HEADER and not first.endswith(b"\n"):
+            raise DataError([Problem(None, "shape", f"the header line is longer than {MAX_HEADER} bytes")])
         header = next(csv.reader([first.decode("utf-8", "replace")]), [])
         path = _Prefixed(first, source)
     types = {name: pa.string() for name in header}  # undeclared columns are text: no guessing per block
@@ -474,12 +478,15 @@ def check_file(path: str, fmt: str, declared: Mapping[str, Any]) -> Report:
         else:
             raise DataError([Problem(None, "format", f"cannot check the format {fmt!r}")])
         return check_batches(names, batches, columns)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeDecodeError, ValueError) as err:
+    except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeDecodeError, ValueError, csv.Error) as err:
         located: Problem | None = None
-        if fmt == "csv":
-            located = _locate_csv(path, columns)
-        elif fmt == "json":
-            located = _locate_json_lines(path, columns)
+        try:
+            if fmt == "csv":
+                located = _locate_csv(path, columns)
+            elif fmt == "json":
+                located = _locate_json_lines(path, columns)
+        except (csv.Error, UnicodeDecodeError) as failure:
+            located = Problem(None, "syntax", f"the file is not valid {fmt.upper()}: {failure}")
         if located is None:
             located = Problem(None, "syntax", f"the file is not valid {fmt.upper()}: {str(err).splitlines()[0][:300]}")
         raise DataError([located]) from None
@@ -493,8 +500,11 @@ def sniff_format(filename: str) -> str | None:
 
 
 def describe_csv_header(path: str) -> list[str]:
-    with open(path, newline="", encoding="utf-8", errors="replace") as handle:
-        return next(csv.reader(io.StringIO(handle.readline())), [])
+    with open(path, "rb") as handle:
+        first = handle.readline(MAX_HEADER)
+    if len(first) >= MAX_HEADER and not first.endswith(b"\n"):
+        raise DataError([Problem(None, "shape", f"the header line is longer than {MAX_HEADER} bytes")])
+    return next(csv.reader([first.decode("utf-8", "replace")]), [])
 
 
 class StreamCheck:

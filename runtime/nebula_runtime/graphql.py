@@ -10,6 +10,7 @@ number of queries however many rows come back.
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -20,12 +21,17 @@ from graphene.validation import depth_limit_validator
 from graphql import (
     DocumentNode,
     ExecutionResult,
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
     GraphQLError,
     GraphQLList,
     GraphQLNonNull,
+    InlineFragmentNode,
+    IntValueNode,
     OperationDefinitionNode,
     OperationType,
-    ValidationRule,
+    VariableNode,
     execute,
     parse,
     specified_rules,
@@ -37,6 +43,8 @@ from nebula_runtime import services as s
 from nebula_runtime.auth import Principal, authorize
 from nebula_runtime.errors import ApiError
 from nebula_runtime.services import Runtime
+
+log = logging.getLogger("nebula.runtime.graphql")
 
 DEFAULT_LIST_SIZE = 50
 """Items a list field returns when its query gives no `first`."""
@@ -192,7 +200,7 @@ class Dataset(graphene.ObjectType):
         key = (root.project, root.name)
         found = ctx.load("versions", key, root.siblings, lambda keys: s.versions_for(ctx.runtime, keys))
         items = found or []
-        return nodes(items[:first] if first is not None else items, lambda v: v.data_id)
+        return nodes(items[: bounded(first)], lambda v: v.data_id)
 
 
 class Model(graphene.ObjectType):
@@ -213,7 +221,7 @@ class Model(graphene.ObjectType):
         found = ctx.load("model_versions", key, root.siblings, lambda keys: s.model_versions_for(ctx.runtime, keys))
         items = found or []
         every = [v for k in root.siblings for v in (ctx.cache.get(("model_versions", k)) or [])]
-        return _version_nodes(items[:first] if first is not None else items, every)
+        return _version_nodes(items[: bounded(first)], every)
 
 
 class Variant(graphene.ObjectType):
@@ -312,7 +320,7 @@ class Project(graphene.ObjectType):
     ) -> list[Node]:
         ctx = _ctx(info)
         ctx.allow("runs:read", root.id)
-        limit = min(first or DEFAULT_LIST_SIZE, 500)
+        limit = max(1, bounded(first))
         keys = [(p, model) for p in root.siblings]
         found = ctx.load(
             f"runs:{model}:{limit}", (root.id, model), keys, lambda ks: s.runs_for(ctx.runtime, ks, limit=limit)
@@ -371,9 +379,7 @@ class Query(graphene.ObjectType):
     ) -> list[Node]:
         ctx = _ctx(info)
         ctx.allow("projects:read", None)
-        query = m.ProjectQuery(
-            limit=max(1, min(first or DEFAULT_LIST_SIZE, 500)), after=after, q=search, managed=managed
-        )
+        query = m.ProjectQuery(limit=max(1, bounded(first)), after=after, q=search, managed=managed)
         page = s.list_projects(ctx.runtime, ctx.principal, query)
         return nodes(page.items, lambda p: p.id)
 
@@ -393,7 +399,7 @@ class Query(graphene.ObjectType):
     def resolve_revisions(root: None, info: graphene.ResolveInfo, first: int | None = None) -> list[m.Revision]:
         ctx = _ctx(info)
         ctx.allow("revisions:read", None)
-        return s.revisions(ctx.runtime, m.PageQuery(limit=max(1, min(first or DEFAULT_LIST_SIZE, 500)))).items
+        return s.revisions(ctx.runtime, m.PageQuery(limit=max(1, bounded(first)))).items
 
     @staticmethod
     def resolve_me(root: None, info: graphene.ResolveInfo) -> m.Me:
@@ -498,42 +504,73 @@ schema = graphene.Schema(query=Query, mutation=Mutation, auto_camelcase=True)
 # --- limits and the endpoint --------------------------------------------------------------------------------
 
 
-def cost_limit(max_cost: int) -> type[ValidationRule]:
-    """Refuse a query whose worst-case field count (list fields multiply by `first` or 50) passes `max_cost`."""
+MAX_FIRST = 500
 
-    class CostLimit(ValidationRule):
-        def __init__(self, context: Any) -> None:
-            super().__init__(context)
-            self.multipliers = [1]
-            self.cost = 0
 
-        def enter_field(self, node: Any, *_: Any) -> None:
-            kind = self.context.get_type()
-            is_list = False
-            while isinstance(kind, GraphQLNonNull | GraphQLList):
-                is_list = is_list or isinstance(kind, GraphQLList)
-                kind = kind.of_type
-            size = 1
-            if is_list:
-                size = ASSUMED_LIST_SIZE
-                for argument in node.arguments or ():
-                    if argument.name.value == "first" and hasattr(argument.value, "value"):
-                        size = max(1, int(argument.value.value))
-            self.cost += self.multipliers[-1]
-            self.multipliers.append(self.multipliers[-1] * size)
+def query_cost(document: DocumentNode, variables: dict[str, Any] | None, operation_name: str | None) -> int:
+    """The most fields a query can resolve: each list field multiplies what is under it by its
+    `first` (a literal or a variable; 50 when absent) or, for lists without `first`, by 10.
+    Fragments count where they are spread."""
+    fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    if operation_name:
+        operations = [d for d in operations if d.name is not None and d.name.value == operation_name]
+    graphql_schema = schema.graphql_schema
 
-        def leave_field(self, *_: Any) -> None:
-            self.multipliers.pop()
+    def size(node: FieldNode, definition: Any) -> int:
+        if "first" not in definition.args:
+            return ASSUMED_LIST_SIZE
+        for argument in node.arguments or ():
+            if argument.name.value == "first":
+                value = argument.value
+                if isinstance(value, VariableNode):
+                    given = (variables or {}).get(value.name.value)
+                    return max(1, min(int(given), MAX_FIRST)) if isinstance(given, int) else DEFAULT_LIST_SIZE
+                if isinstance(value, IntValueNode):
+                    return max(1, min(int(value.value), MAX_FIRST))
+        return DEFAULT_LIST_SIZE
 
-        def leave_document(self, *_: Any) -> None:
-            if self.cost > max_cost:
-                self.report_error(
-                    GraphQLError(
-                        f"the query may resolve {self.cost} fields; the limit is {max_cost} (ask for fewer, or pass smaller `first`)"
-                    )
-                )
+    def walk(selection_set: Any, parent: Any, multiplier: int, seen: frozenset[str]) -> int:
+        total = 0
+        for selection in selection_set.selections:
+            if isinstance(selection, FieldNode):
+                definition = parent.fields.get(selection.name.value) if hasattr(parent, "fields") else None
+                total += multiplier
+                if definition is None or selection.selection_set is None:
+                    continue
+                kind, is_list = definition.type, False
+                while isinstance(kind, GraphQLNonNull | GraphQLList):
+                    is_list = is_list or isinstance(kind, GraphQLList)
+                    kind = kind.of_type
+                inner = multiplier * (size(selection, definition) if is_list else 1)
+                total += walk(selection.selection_set, kind, inner, seen)
+            elif isinstance(selection, InlineFragmentNode):
+                condition = selection.type_condition
+                target = graphql_schema.get_type(condition.name.value) if condition else parent
+                total += walk(selection.selection_set, target, multiplier, seen)
+            elif isinstance(selection, FragmentSpreadNode):
+                name = selection.name.value
+                fragment = fragments.get(name)
+                if fragment is not None and name not in seen:
+                    target = graphql_schema.get_type(fragment.type_condition.name.value)
+                    total += walk(fragment.selection_set, target, multiplier, seen | {name})
+        return total
 
-    return CostLimit
+    cost = 0
+    for operation in operations:
+        mutation = operation.operation == OperationType.MUTATION
+        root = graphql_schema.mutation_type if mutation else graphql_schema.query_type
+        cost += walk(operation.selection_set, root, 1, frozenset())
+    return cost
+
+
+def bounded(first: int | None, default: int = DEFAULT_LIST_SIZE) -> int:
+    """How many items a list field returns: `first` within 0..500, or the default."""
+    if first is None:
+        return default
+    if first < 0:
+        raise ApiError(400, "`first` cannot be negative")
+    return min(first, MAX_FIRST)
 
 
 def _error(err: GraphQLError) -> dict[str, Any]:
@@ -543,21 +580,25 @@ def _error(err: GraphQLError) -> dict[str, Any]:
         data["message"] = original.message
         data["extensions"] = {"code": original.code, "status": original.status, "details": original.details}
     elif original is not None:
-        g.graphql_internal = original
+        log.error(
+            "graphql resolver failed",
+            exc_info=(type(original), original, original.__traceback__),
+            extra={"request_id": g.get("request_id"), "path": data.get("path")},
+        )
         data["message"] = "internal error; the request id is in the X-Request-ID header and the server log"
         data["extensions"] = {"code": "internal", "status": 500}
     return data
 
 
 @functools.lru_cache(maxsize=1024)
-def prepare(query: str, max_depth: int, max_cost: int) -> tuple[DocumentNode | None, list[dict[str, Any]]]:
+def prepare(query: str, max_depth: int) -> tuple[DocumentNode | None, list[dict[str, Any]]]:
     """Parse and validate once per distinct query text: clients send the same few queries again and again,
     and validation costs several times what running a small query does."""
     try:
         document = parse(query, max_tokens=20_000)
     except GraphQLError as err:
         return None, [dict(err.formatted)]
-    rules = [*specified_rules, depth_limit_validator(max_depth=max_depth), cost_limit(max_cost)]
+    rules = [*specified_rules, depth_limit_validator(max_depth=max_depth)]
     problems = validate(schema.graphql_schema, document, rules)
     if problems:
         return None, [dict(e.formatted) for e in problems]
@@ -590,10 +631,17 @@ def graphql_view() -> Response:
     if variables is not None and not isinstance(variables, dict):
         raise ApiError(400, "`variables` must be a JSON object")
     settings = runtime.settings
-    document, problems = prepare(payload["query"], settings.graphql_max_depth, settings.graphql_max_cost)
+    document, problems = prepare(payload["query"], settings.graphql_max_depth)
     if problems:
         return _respond({"errors": problems}, 400)
     assert document is not None
+    cost = query_cost(document, variables, payload.get("operationName"))
+    if cost > settings.graphql_max_cost:
+        message = (
+            f"the query may resolve {cost} fields; the limit is {settings.graphql_max_cost} "
+            "(ask for fewer, or pass smaller `first`)"
+        )
+        return _respond({"errors": [{"message": message, "extensions": {"code": "too_costly", "cost": cost}}]}, 400)
     if request.method == "GET" and any(
         isinstance(d, OperationDefinitionNode) and d.operation == OperationType.MUTATION for d in document.definitions
     ):

@@ -297,6 +297,7 @@ class Key(Out):
     id: str
     name: str
     role: str
+    environment: str | None = Field(description="The environment whose runtime accepts it; null: every one.")
     projects: list[str] | None
     created_at: datetime
     created_by: str

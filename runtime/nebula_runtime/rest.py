@@ -165,7 +165,6 @@ def list_versions(rt: Runtime, principal: Principal, project: str, dataset: str)
     permission="data:upload",
     tag="data",
     response=m.DataVersion,
-    status=201,
     upload=True,
     errors=(409, 413, 415, 422),
 )
@@ -422,6 +421,8 @@ def create_key(rt: Runtime, principal: Principal, body: m.KeyCreate) -> m.NewKey
         expires_in_days=body.expires_in_days,
         known_roles=rt.auth.access().roles,
         environment=rt.environment,
+        issuer=principal,
+        permissions=rt.auth.access().roles.get(body.role, ()),
     )
 
 

@@ -101,9 +101,19 @@ class Reader:
             finally:
                 cursor.close()
         except Exception:
-            self.local.connection = None  # a broken connection is not reused; the next read opens a new one
+            self._discard()  # a failed connection is not reused; the next read opens a new one
             raise
         return rows
+
+    def _discard(self) -> None:
+        pooled = getattr(self.local, "pooled", None)
+        self.local.connection = self.local.pooled = None
+        if pooled is not None:
+            with self.lock:
+                if pooled in self.opened:
+                    self.opened.remove(pooled)
+            with contextlib.suppress(Exception):
+                pooled.invalidate()  # closes it and gives its place in the pool back
 
     def close(self) -> None:
         with self.lock:
@@ -916,6 +926,7 @@ def _key_out(row: ApiKey) -> m.Key:
         id=row.id,
         name=row.name,
         role=row.role,
+        environment=row.environment,
         projects=row.projects,
         created_at=_aware(row.created_at),
         created_by=row.created_by,
@@ -934,16 +945,33 @@ def create_key(
     expires_in_days: int | None = None,
     known_roles: Iterable[str] | None = None,
     environment: str | None = None,
+    issuer: Principal | None = None,
+    permissions: Sequence[str] = (),
 ) -> m.NewKey:
-    """Issue a key bound to `role`; only its hash is stored. The returned key is shown once."""
+    """Issue a key bound to `role` (and to `environment` when given); only its hash is stored.
+
+    Through the API (`issuer` set) a caller can only hand out what it holds itself: every
+    permission of the role, on every project the key reaches.
+    """
     if known_roles is not None and role not in set(known_roles):
         roles = ", ".join(sorted(known_roles)) or "none"
         raise ApiError(422, f"role {role!r} is not defined in nebula.yaml (roles: {roles})", [{"field": "role"}])
+    if issuer is not None:
+        named = sorted(set(projects)) if projects is not None else None
+        scopes: list[str | None] = [None] if named is None else list(named)
+        missing = sorted({p for p in permissions for scope in scopes if not issuer.can(p, scope)})
+        if missing or (named is None and issuer.visible_projects() is not None):
+            where = "every project" if named is None else ", ".join(named)
+            reason = f"it lacks {', '.join(missing)}" if missing else "it is limited to some projects"
+            raise ApiError(
+                403, f"{issuer.actor} cannot issue a key with role {role!r} on {where}: {reason}", {"missing": missing}
+            )
     key_id, key = generate_key()
     row = ApiKey(
         id=key_id,
         name=name,
         role=role,
+        environment=environment,
         projects=sorted(set(projects)) if projects is not None else None,
         hash=hash_key(key),
         created_at=now(),

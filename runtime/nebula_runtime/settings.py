@@ -69,7 +69,7 @@ class Settings:
     oidc_roles_claim: str | None = None
     oidc_role_map: Mapping[str, str] = field(default_factory=dict)
     graphql_max_depth: int = 12
-    graphql_max_cost: int = 50_000
+    graphql_max_cost: int = 200_000
     key_cache_seconds: float = 5.0
     """How long a checked key is trusted before the database is asked again (revocation delay)."""
     log_level: str = "INFO"

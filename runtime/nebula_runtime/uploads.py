@@ -15,6 +15,7 @@ import os
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import IO, Any
 
 from flask import g, request
@@ -29,6 +30,8 @@ from nebula_runtime.ops import UPLOAD_BYTES, UPLOADS
 from nebula_runtime.services import Runtime, blob_path, datasets_for, get_project, record_version
 
 CHUNK = 1 << 20
+MAX_FIELDS = 64 << 10
+"""Bytes of text fields (such as `dataset`) one upload may carry besides its file."""
 TABULAR_TYPES = {
     "csv": {"text/csv", "application/csv", "text/plain", "application/vnd.ms-excel"},
     "json": {"application/json", "application/x-ndjson", "application/jsonl", "application/json-lines", "text/plain"},
@@ -83,6 +86,7 @@ def receive(rt: Runtime, start: Starter | None = None) -> Received:
     fields: dict[str, str] = {}
     field_name: str | None = None
     field_value = bytearray()
+    field_bytes = 0
     handle = None
     path = None
     check: StreamCheck | None = None
@@ -120,6 +124,11 @@ def receive(rt: Runtime, start: Starter | None = None) -> Received:
                 elif isinstance(event, Data):
                     if field_name is not None:
                         field_value += event.data
+                        field_bytes += len(event.data)
+                        if field_bytes > MAX_FIELDS:
+                            raise ApiError(
+                                413, f"the form's text fields pass {MAX_FIELDS} bytes", {"limit": MAX_FIELDS}
+                            )
                         if not event.more_data:
                             fields[field_name] = field_value.decode("utf-8", "replace")
                             field_name = None
@@ -153,6 +162,37 @@ def receive(rt: Runtime, start: Starter | None = None) -> Received:
         if isinstance(err, ValueError) and not isinstance(err, ApiError):
             raise ApiError(400, f"the multipart body is malformed: {err}") from None
         raise
+
+
+def _sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def store_blob(rt: Runtime, received: Received) -> None:
+    """Move the file to its content address; stored content is never replaced.
+
+    The address is the MD5 (DVC's layout), so content already there is compared by
+    SHA-256: the same file is simply dropped, and a different one with the same MD5 (a
+    collision, which can be made on purpose) is refused.
+    """
+    target = blob_path(rt, received.md5)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(received.path, target)  # fails if the address is taken: never overwrites
+    except FileExistsError:
+        if _sha256_of(target) != received.sha256:
+            raise ApiError(
+                409,
+                "the file's MD5 equals that of different stored content (an MD5 collision); it is not stored",
+                {"md5": received.md5},
+            ) from None
+    else:
+        os.chmod(target, 0o444)
+    os.unlink(received.path)
 
 
 def _pick_dataset(rt: Runtime, project: str, asked: str | None) -> m.Dataset:
@@ -238,10 +278,7 @@ def _upload(rt: Runtime, principal: Principal, project: str, dataset_name: str |
                     [p.as_dict() for p in err.problems],
                 ) from None
             rows, columns, report = checked.rows, checked.columns, checked.as_dict()
-        target = blob_path(rt, received.md5)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(received.path, target)  # same content, same name: replacing is harmless
-        os.chmod(target, 0o444)
+        store_blob(rt, received)
     except BaseException:
         if os.path.exists(received.path):
             os.unlink(received.path)

@@ -31,7 +31,7 @@ from nebula_runtime.settings import Settings
 
 CONFIG = Path(__file__).with_name("nebula.yaml")
 BOOTSTRAP = "bootstrap-test-key"
-ROLES = ("viewer", "uploader", "scientist", "auditor", "admin")
+ROLES = ("viewer", "uploader", "scientist", "auditor", "keymaster", "admin")
 
 
 @dataclass

@@ -256,3 +256,40 @@ def test_oidc_tokens(rt: Rt, idp: tuple[str, rsa.RSAPrivateKey]) -> None:
     assert call("/v1/projects/churn", token(other, groups=["ml-admins"])) == 401
     nobody = token(private, groups=["strangers"])
     assert call("/v1/projects/churn", nobody) == 403
+
+
+def test_a_key_cannot_grant_more_than_its_issuer_holds(rt: Rt) -> None:
+    escalation = rt.post("/v1/keys", "keymaster", json={"role": "admin"})
+    assert escalation.status_code == 403
+    assert "lacks" in escalation.get_json()["error"]["message"]
+    assert rt.post("/v1/keys", "keymaster", json={"role": "keymaster"}).status_code == 201  # its own role is fine
+    from nebula_runtime.services import create_key
+
+    scoped_admin = create_key(rt.store, role="admin", name="scoped-admin", projects=["churn"], created_by="test").key
+    headers = {"X-API-Key": scoped_admin}
+    everywhere = rt.client.post("/v1/keys", json={"role": "viewer"}, headers=headers)
+    assert everywhere.status_code == 403  # a project-scoped key cannot issue one for every project
+    # and a platform-wide permission is not granted by a project-scoped key at all
+    assert (
+        rt.client.post("/v1/keys", json={"role": "viewer", "projects": ["churn"]}, headers=headers).status_code == 403
+    )
+
+
+def test_a_key_is_bound_to_its_environment(rt: Rt) -> None:
+    from nebula_runtime.services import create_key
+
+    prod = create_key(rt.store, role="admin", name="prod", projects=None, created_by="test", environment="prod").key
+    dev = create_key(rt.store, role="viewer", name="dev", projects=None, created_by="test", environment="dev").key
+    assert rt.client.get("/v1/projects/churn", headers={"X-API-Key": prod}).status_code == 401
+    assert rt.client.get("/v1/projects/churn", headers={"X-API-Key": dev}).status_code == 200
+    made = rt.post("/v1/keys", json={"role": "viewer"}).get_json()
+    assert made["environment"] == "dev"
+
+
+def test_failed_reads_do_not_exhaust_the_connections(rt: Rt) -> None:
+    for _ in range(40):  # a NUL byte makes the PostgreSQL driver refuse the query
+        response = rt.get("/v1/projects/a%00b", "viewer")
+        assert response.status_code in (404, 500)
+    assert rt.get("/v1/projects/churn", "viewer").status_code == 200
+    runtime = rt.app.extensions["nebula"]
+    assert len(runtime.reader.opened) <= 1

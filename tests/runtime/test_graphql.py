@@ -181,3 +181,55 @@ def test_bad_requests(rt: Rt) -> None:
     assert mutation_via_get.status_code == 405
     variables = rt.graphql("query P($id: ID!) { project(id: $id) { name } }", variables={"id": "fraud"}).get_json()
     assert variables == {"data": {"project": {"name": "fraud"}}}
+
+
+def test_cost_counts_variables_and_fragments(rt: Rt) -> None:
+    import dataclasses
+
+    runtime = rt.app.extensions["nebula"]
+    runtime.settings = dataclasses.replace(runtime.settings, graphql_max_cost=1000)
+    literal = "{ projects(first: 500) { datasets { versions(first: 500) { dataId } } } }"
+    variable = "query Q($n: Int) { projects(first: $n) { datasets { versions(first: $n) { dataId } } } }"
+    fragment = (
+        "{ projects(first: 500) { ...P } } fragment P on Project { datasets { versions(first: 500) { dataId } } }"
+    )
+    assert rt.graphql(literal).status_code == 400
+    refused = rt.graphql(variable, variables={"n": 500})
+    assert refused.status_code == 400
+    assert refused.get_json()["errors"][0]["extensions"]["code"] == "too_costly"
+    assert rt.graphql(variable, variables={"n": 2}).status_code == 200
+    assert rt.graphql(fragment).status_code == 400
+    negative = rt.graphql('{ project(id: "churn") { datasets { versions(first: -1) { dataId } } } }').get_json()
+    assert negative["errors"][0]["extensions"]["code"] == "bad_request"
+
+
+def test_internal_errors_are_logged_with_the_request_id(rt: Rt, monkeypatch: object) -> None:
+    import logging
+
+    import pytest
+
+    from nebula_runtime import services
+
+    records: list[logging.LogRecord] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    def broken(*args: object, **kwargs: object) -> object:
+        raise RuntimeError("the disk is on fire")
+
+    handler = Collect()
+    logger = logging.getLogger("nebula.runtime")
+    logger.addHandler(handler)
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(services, "models_for", broken)
+            response = rt.graphql('{ project(id: "churn") { models { name } } }')
+    finally:
+        logger.removeHandler(handler)
+    error = response.get_json()["errors"][0]
+    assert error["extensions"]["code"] == "internal"
+    assert "the disk is on fire" not in error["message"]
+    logged = [r for r in records if r.getMessage() == "graphql resolver failed"]
+    assert logged and logged[0].request_id == response.headers["X-Request-ID"]  # type: ignore[attr-defined]

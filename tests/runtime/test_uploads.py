@@ -273,3 +273,39 @@ def test_the_store_is_a_dvc_remote(rt: Rt, tmp_path: Path) -> None:
     pulled = subprocess.run([*dvc, "pull", "-q"], cwd=repo, env=env, capture_output=True, text=True)
     assert pulled.returncode == 0, pulled.stderr
     assert (repo / "customers.csv").read_bytes() == CSV
+
+
+def test_stored_content_is_never_replaced(rt: Rt) -> None:
+    """Content lives at its MD5; a different file that claims the same address (a collision) is refused."""
+    digest = hashlib.md5(CSV).hexdigest()
+    blob = rt.artifacts / "files" / "md5" / digest[:2] / digest[2:]
+    blob.parent.mkdir(parents=True)
+    blob.write_bytes(b"something else entirely")
+    error = rejected(upload(rt, "churn", CSV, "customers.csv"), 409)
+    assert "collision" in str(error["message"])
+    assert blob.read_bytes() == b"something else entirely"
+    assert versions(rt) == []
+    assert leftovers(rt) == []
+    blob.unlink()
+    assert upload(rt, "churn", CSV, "customers.csv").status_code == 200
+
+
+def test_text_fields_and_long_lines_are_bounded(rt: Rt) -> None:
+    big_field = rt.post("/v1/projects/churn/data", data={"note": "x" * 100_000, "file": (io.BytesIO(CSV), "c.csv")})
+    assert rejected(big_field, 413)["details"] == {"limit": 65536}
+    long_header = b"a" * (2 << 20) + b"\n1\n"
+    body, content_type = multipart(long_header, "wide.csv")
+    problem = rejected(rt.post("/v1/projects/my/data", data=body, content_type=content_type), 404)
+    assert problem
+    rt.post("/v1/projects", json={"name": "My"})
+    wide = rejected(rt.post("/v1/projects/my/data", data=body, content_type=content_type), 422)
+    assert "header line is longer" in str(wide["message"])
+    long_cell = (
+        HEADER.replace(b"\n", b",note\n") + b"c1,1,1,monthly,true," + b"y" * 200_000 + b"\nc2,x,1,monthly,true,z\n"
+    )
+    body, content_type = multipart(long_cell, "c.csv")
+    problem = rejected(rt.post("/v1/projects/churn/data", data=body, content_type=content_type), 422)["details"][0]  # type: ignore[index]
+    assert (problem["column"], problem["row"]) == ("tenure", 2)
+    fine = HEADER.replace(b"\n", b",note\n") + b"c1,1,1,monthly,true," + b"y" * 200_000 + b"\n"
+    body, content_type = multipart(fine, "c.csv")
+    assert rt.post("/v1/projects/churn/data", data=body, content_type=content_type).status_code == 200

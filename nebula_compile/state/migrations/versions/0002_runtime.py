@@ -19,6 +19,7 @@ def upgrade() -> None:
         sa.Column("id", sa.String(16), primary_key=True),
         sa.Column("name", sa.String(255), nullable=False),
         sa.Column("role", sa.String(63), nullable=False),
+        sa.Column("environment", sa.String(63)),
         sa.Column("projects", sa.JSON()),
         sa.Column("hash", sa.String(64), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
