@@ -276,13 +276,16 @@ def main() -> None:
         f"| GraphQL `project(id)` | {results['graphql']['rps']:,.0f} | {results['graphql']['p50']:.2f} ms | {results['graphql']['p99']:.2f} ms "
         f"| {results['graphql']['rps'] / hello_rps:.0%} | >= 40% |",
         "",
-        "| CSV upload, 5 checked columns | rows | time | throughput | sha256sum | ratio (target >= 40%) | server peak memory (target < 150 MB) |",
+        "| CSV upload, 5 checked columns | rows | time | throughput | sha256sum | ratio | server peak memory |",
         "|---|---:|---:|---:|---:|---:|---:|",
         *(
             f"| {size / 2**20:,.0f} MiB | {rows:,} | {seconds:.1f} s | {size / seconds / 2**20:,.0f} MiB/s "
             f"| {size / sha / 2**20:,.0f} MiB/s | {sha / seconds:.0%} | {memory:.0f} MB |"
             for size, rows, seconds, sha, memory in uploads
         ),
+        "",
+        "Targets, for the 1 GiB upload: a ratio of at least 40% and a server peak under 150 MB; the smaller "
+        "upload shows that memory does not grow with the file.",
         "",
         f"gunicorn gthread, {args.workers} workers x {args.threads} threads, SO_REUSEPORT, for both apps; wrk 1 thread, "
         f"{args.connections} connections, the median of 3 runs of {args.seconds} s per endpoint, on the same machine; "
