@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import copy
 import logging
 from typing import Any
 
 import orjson
-from flask import Flask, Response, g
+from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException
 
 from nebula_compile.state.store import StateError, Store
@@ -72,15 +71,14 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
             rule, endpoint=f"graphql{rule.replace('/', '.')}", view_func=graphql_view, methods=["GET", "POST"]
         )
 
-    base = api.openapi("Nebula", VERSION)
-    documents: dict[tuple[str, ...], bytes] = {}
+    documents: dict[tuple[str, ...], bytes] = {}  # built when first asked for, not at every worker's start
 
     def openapi() -> Response:
         if not settings.public_docs:
-            g.principal = runtime.auth.authenticate(_headers())
+            g.principal = runtime.auth.authenticate(request.headers)
         roles = tuple(sorted(runtime.auth.access().roles))
         if roles not in documents:  # the roles of the applied nebula.yaml are the values a key may take
-            document = copy.deepcopy(base)
+            document = api.openapi("Nebula", VERSION)
             document["components"]["schemas"]["KeyCreate"]["properties"]["role"]["enum"] = list(roles)
             documents.clear()
             documents[roles] = orjson.dumps(document)
@@ -88,7 +86,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
 
     def docs() -> Response:
         if not settings.public_docs:
-            g.principal = runtime.auth.authenticate(_headers())
+            g.principal = runtime.auth.authenticate(request.headers)
         return Response(DOCS_PAGE, mimetype="text/html")
 
     app.add_url_rule("/v1/openapi.json", endpoint="openapi", view_func=openapi, methods=["GET"])
@@ -113,12 +111,6 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         "serving", extra={"environment": environment, "database": store.engine.url.render_as_string(hide_password=True)}
     )
     return app
-
-
-def _headers() -> Any:
-    from flask import request
-
-    return request.headers
 
 
 def _json(body: dict[str, Any], status: int) -> Response:

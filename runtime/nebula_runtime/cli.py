@@ -15,13 +15,7 @@ EXIT_OK, EXIT_USER = 0, 1
 def _settings(defaults: Mapping[str, str], env: str | None) -> Any:
     from nebula_runtime.settings import Settings
 
-    settings = Settings().with_values(defaults)  # from nebula.yaml: state URL, artifact folder
-    overrides = {k: v for k, v in os.environ.items() if k.startswith("NEBULA_") or k == "DATABASE_URL"}
-    if os.path.isfile(".env"):
-        from dotenv import dotenv_values
-
-        overrides = {**{k: v for k, v in dotenv_values(".env").items() if v}, **overrides}
-    settings = settings.with_values(overrides)  # the environment and .env win, as in docker-compose
+    settings = Settings.from_env(defaults=defaults)  # nebula.yaml, then .env, then the environment
     if env:
         settings = settings.with_values({"NEBULA_ENVIRONMENT": env})
     return settings

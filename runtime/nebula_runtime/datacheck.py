@@ -154,9 +154,7 @@ def _csv_batches(source: str | IO[bytes], columns: dict[str, _Column]) -> tuple[
         path: Any = source
     else:  # a stream: read the header line here, then hand pyarrow the header and the rest
         first = source.readline(MAX_HEADER)
-        if len(first) >= MAX_HEADER and not first.endswith(b"\n"):
-            raise DataError([Problem(None, "shape", f"the header line is longer than {MAX_HEADER} bytes")])
-        header = next(csv.reader([first.decode("utf-8", "replace")]), [])
+        header = _header(first)
         path = _Prefixed(first, source)
     types = {name: pa.string() for name in header}  # undeclared columns are text: no guessing per block
     types.update({c.name: ARROW_TYPES.get(c.type, pa.string()) for c in columns.values()})
@@ -504,7 +502,11 @@ def sniff_format(filename: str) -> str | None:
 
 def describe_csv_header(path: str) -> list[str]:
     with open(path, "rb") as handle:
-        first = handle.readline(MAX_HEADER)
+        return _header(handle.readline(MAX_HEADER))
+
+
+def _header(first: bytes) -> list[str]:
+    """The column names in a CSV file's first line (read with at most MAX_HEADER bytes)."""
     if len(first) >= MAX_HEADER and not first.endswith(b"\n"):
         raise DataError([Problem(None, "shape", f"the header line is longer than {MAX_HEADER} bytes")])
     return next(csv.reader([first.decode("utf-8", "replace")]), [])

@@ -170,10 +170,6 @@ def _project(name: str, spec: dict[str, Any], managed: bool) -> m.Project:
     )
 
 
-def fetch(rt: Runtime, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
-    return rt.reader.rows(sql, params)
-
-
 def _json(value: Any) -> Any:
     return orjson.loads(value) if isinstance(value, str | bytes) else value
 
@@ -182,8 +178,7 @@ def projects_by_id(rt: Runtime, ids: Sequence[str]) -> dict[str, m.Project]:
     names = sorted(set(ids))
     if not names:
         return {}
-    rows = fetch(
-        rt,
+    rows = rt.reader.rows(
         "SELECT name, spec, managed FROM resources WHERE environment = ? AND kind = 'project' "
         f"AND name IN ({', '.join('?' for _ in names)})",
         [rt.environment, *names],
@@ -394,12 +389,18 @@ def datasets_for(rt: Runtime, projects: Sequence[str]) -> dict[str, list[m.Datas
     return result
 
 
-def get_dataset(rt: Runtime, project: str, dataset: str) -> m.Dataset:
-    get_project(rt, project)
-    for item in datasets_for(rt, [project])[project]:
-        if item.name == dataset:
+def _named(rt: Runtime, kind: str, project: str, name: str, items: Sequence[Any]) -> Any:
+    """The item called `name` of a project's list; 404 for the project when it is not there, else for the item."""
+    for item in items:
+        if item.name == name:
             return item
-    raise not_found("dataset", f"{project}/{dataset}")
+    get_project(rt, project)
+    raise not_found(kind, f"{project}/{name}")
+
+
+def get_dataset(rt: Runtime, project: str, dataset: str) -> m.Dataset:
+    result: m.Dataset = _named(rt, "dataset", project, dataset, datasets_for(rt, [project])[project])
+    return result
 
 
 def _version_out(row: DatasetVersion, created: bool = True) -> m.DataVersion:
@@ -656,11 +657,8 @@ def models_for(rt: Runtime, projects: Sequence[str]) -> dict[str, list[m.Model]]
 
 
 def get_model(rt: Runtime, project: str, model: str) -> m.Model:
-    get_project(rt, project)
-    for item in models_for(rt, [project])[project]:
-        if item.name == model:
-            return item
-    raise not_found("model", f"{project}/{model}")
+    result: m.Model = _named(rt, "model", project, model, models_for(rt, [project])[project])
+    return result
 
 
 def get_model_version(rt: Runtime, project: str, model: str, version: int) -> m.ModelVersion:
@@ -854,11 +852,8 @@ def deployments_for(rt: Runtime, projects: Sequence[str]) -> dict[str, list[m.De
 
 
 def get_deployment(rt: Runtime, project: str, name: str) -> m.Deployment:
-    get_project(rt, project)
-    for item in deployments_for(rt, [project])[project]:
-        if item.name == name:
-            return item
-    raise not_found("deployment", f"{project}/{name}")
+    result: m.Deployment = _named(rt, "deployment", project, name, deployments_for(rt, [project])[project])
+    return result
 
 
 # --- platform ---------------------------------------------------------------------------------------

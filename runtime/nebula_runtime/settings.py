@@ -77,8 +77,11 @@ class Settings:
     """Serve `/docs` and `/v1/openapi.json` without a key (they describe the API and hold no data)."""
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, dotenv: str | None = ".env") -> Settings:
-        values: dict[str, str] = {}
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, dotenv: str | None = ".env", defaults: Mapping[str, str] = {}
+    ) -> Settings:
+        """`defaults` (such as what nebula.yaml says), then `.env`, then the environment: the last one wins."""
+        values: dict[str, str] = dict(defaults)
         if dotenv and os.path.isfile(dotenv):
             values.update({k: v for k, v in dotenv_values(dotenv).items() if v is not None})
         values.update(os.environ if environ is None else environ)

@@ -212,25 +212,7 @@ def test_drift_finds_unapplied_changes_and_unmanaged_objects(repo: Path) -> None
     drifts, _, _ = drift_config(config)
     assert not any(d.drifted for d in drifts)
     (repo / "nebula.yaml").write_text(V2)
-    store = Store.open(os.environ["DATABASE_URL"])
-    try:
-        from nebula_compile.state.schema import StateResource
-
-        with store.sessions.begin() as session:
-            session.add(
-                StateResource(
-                    environment="dev",
-                    id="project.adhoc",
-                    kind="project",
-                    project=None,
-                    name="adhoc",
-                    hash="0" * 16,
-                    spec={},
-                    managed=False,
-                )
-            )
-    finally:
-        store.close()
+    add_unmanaged("project", None, "adhoc", "0" * 16)
     drifts, _, _ = drift_config(config)
     dev = next(d for d in drifts if d.environment == "dev")
     assert dev.changed == ("deployment.shop.api",) and dev.unmanaged == ("project.adhoc",)
@@ -245,6 +227,30 @@ def test_drift_finds_unapplied_changes_and_unmanaged_objects(repo: Path) -> None
     assert result.returncode == 2 and "created outside git (unmanaged)" in result.stdout
 
 
+def add_unmanaged(kind: str, project: str | None, name: str, digest: str) -> None:
+    """What the runtime API writes for an object it creates: a dev row marked unmanaged."""
+    from nebula_compile.state.schema import StateResource
+
+    store = Store.open(os.environ["DATABASE_URL"])
+    try:
+        with store.sessions.begin() as session:
+            rid = f"{kind}.{project}.{name}" if project else f"{kind}.{name}"
+            session.add(
+                StateResource(
+                    environment="dev",
+                    id=rid,
+                    kind=kind,
+                    project=project,
+                    name=name,
+                    hash=digest,
+                    spec={},
+                    managed=False,
+                )
+            )
+    finally:
+        store.close()
+
+
 def test_a_mandatory_policy_violation_is_not_applied(repo: Path) -> None:
     (repo / "nebula.yaml").write_text(V1.replace("        replicas: 2\n", ""))
     report = apply_config(str(repo / "nebula.yaml"), hydrate_branch=False)
@@ -255,25 +261,7 @@ def test_a_mandatory_policy_violation_is_not_applied(repo: Path) -> None:
 def test_an_object_created_through_the_api_is_adopted_when_git_describes_it(repo: Path) -> None:
     config = str(repo / "nebula.yaml")
     assert apply_config(config, ref="main").ok
-    store = Store.open(os.environ["DATABASE_URL"])
-    try:
-        from nebula_compile.state.schema import StateResource
-
-        with store.sessions.begin() as session:
-            session.add(
-                StateResource(
-                    environment="dev",
-                    id="model.shop.gb",
-                    kind="model",
-                    project="shop",
-                    name="gb",
-                    hash="abcd",
-                    spec={},
-                    managed=False,
-                )
-            )
-    finally:
-        store.close()
+    add_unmanaged("model", "shop", "gb", "abcd")
     with_gb = V1.replace(
         "    deployments:\n",
         '      gb: {task: classification, algorithm: gradient_boosting, dataset: orders, target: late, gates: ["roc_auc >= 0.7"]}\n    deployments:\n',
