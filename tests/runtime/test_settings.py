@@ -62,3 +62,15 @@ def test_docs_can_be_closed(tmp_path: Path) -> None:
     assert client.get("/v1/openapi.json", headers={"X-API-Key": "k"}).status_code == 200
     assert client.get("/healthz").status_code == 200
     app.extensions["nebula"].close()
+
+
+def test_the_sqlite_state_store_runs_in_wal_mode(tmp_path: Path) -> None:
+    """Readers (the API) and a writer (an apply, an upload) do not block each other."""
+    from nebula_compile.state import Store
+
+    store = Store.open(f"sqlite:///{tmp_path}/state.db")
+    try:
+        with store.engine.connect() as connection:
+            assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    finally:
+        store.close()
