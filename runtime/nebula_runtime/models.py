@@ -7,7 +7,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-Name = Annotated[str, StringConstraints(min_length=1, max_length=63, strip_whitespace=True)]
+RoleName = Annotated[str, StringConstraints(min_length=1, max_length=63, pattern=r"^[^\x00-\x20\x7f]+$")]
+"""A role of nebula.yaml: printable, no spaces. Not stripped, so the document and the server agree exactly."""
+ProjectId = Annotated[str, StringConstraints(max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")]
+"""A project's id: a DNS-1123 label, as nebula.yaml's names and the ids the API derives from names."""
 Limit = Annotated[int, Field(ge=1, le=500, description="Items per page (1-500).")]
 
 
@@ -287,9 +290,9 @@ class AuditPage(Out):
 
 
 class KeyCreate(Request):
-    role: Name
+    role: RoleName
     name: Annotated[str, StringConstraints(min_length=1, max_length=255)] = "api"
-    projects: list[Name] | None = None
+    projects: list[ProjectId] | None = None
     expires_in_days: Annotated[int, Field(ge=1, le=3650)] | None = None
 
 

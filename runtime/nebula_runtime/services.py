@@ -863,35 +863,39 @@ def _aware(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
+def _revision(r: Revision) -> m.Revision:
+    return m.Revision(
+        id=r.id,
+        environment=r.environment,
+        commit=r.commit,
+        author=r.author,
+        applied_by=r.applied_by,
+        applied_at=_aware(r.applied_at),
+        manifest_hash=r.manifest_hash,
+        created=r.created,
+        updated=r.updated,
+        deleted=r.deleted,
+    )
+
+
 def revisions(rt: Runtime, query: m.PageQuery) -> m.RevisionPage:
     with rt.store.sessions() as session:
         statement = select(Revision).where(Revision.environment == rt.environment)
         if query.before:
             statement = statement.where(Revision.id < query.before)
         rows = list(session.scalars(statement.order_by(Revision.id.desc()).limit(query.limit + 1)))
-    items = [
-        m.Revision(
-            id=r.id,
-            environment=r.environment,
-            commit=r.commit,
-            author=r.author,
-            applied_by=r.applied_by,
-            applied_at=_aware(r.applied_at),
-            manifest_hash=r.manifest_hash,
-            created=r.created,
-            updated=r.updated,
-            deleted=r.deleted,
-        )
-        for r in rows[: query.limit]
-    ]
+    items = [_revision(r) for r in rows[: query.limit]]
     return m.RevisionPage(items=items, next=items[-1].id if len(rows) > query.limit else None)
 
 
 def get_revision(rt: Runtime, revision: int) -> m.Revision:
-    page = revisions(rt, m.PageQuery(limit=1, before=revision + 1))
-    if not page.items or page.items[0].id != revision:
+    with rt.store.sessions() as session:
+        row = session.scalars(
+            select(Revision).where(Revision.environment == rt.environment, Revision.id == revision)
+        ).one_or_none()
+    if row is None:
         raise not_found("revision", str(revision))
-    return page.items[0]
+    return _revision(row)
 
 
 def audit_log(rt: Runtime, query: m.AuditQuery) -> m.AuditPage:

@@ -3,6 +3,7 @@ that breaks the document, on every operation, with generated valid and invalid i
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +13,15 @@ from hypothesis import HealthCheck, given, settings
 from jsonschema import Draft202012Validator
 
 from tests.runtime.conftest import Rt, make_rt
+
+FUZZ = settings(
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+    database=None,
+    derandomize=os.environ.get("NEBULA_FUZZ") != "random",
+)
+"""The same examples on every run, so CI is repeatable; NEBULA_FUZZ=random explores new ones (run it locally
+and often, and turn what it finds into a fix and a fixed example)."""
 
 
 @pytest.fixture
@@ -32,7 +42,7 @@ def rest_fuzz(runtime: Rt, examples: int) -> tuple[int, list[str]]:
         operations += 1
 
         @given(case=operation.as_strategy())
-        @settings(max_examples=examples, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+        @settings(FUZZ, max_examples=examples)
         def run(case: schemathesis.Case) -> None:
             case.call_and_validate(headers=headers)
 
@@ -97,7 +107,7 @@ def graphql_fuzz(runtime: Rt, examples: int) -> list[str]:
         operation = result.ok()
 
         @given(case=operation.as_strategy())
-        @settings(max_examples=examples, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+        @settings(FUZZ, max_examples=examples)
         def run(case: schemathesis.Case) -> None:
             case.call_and_validate(headers=runtime.headers(), checks=[no_internal_error])
 

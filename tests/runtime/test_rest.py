@@ -258,6 +258,7 @@ def test_revisions_and_audit_log(rt: Rt) -> None:
     assert entries[0]["details"] == {"project": "audited", "name": "Audited"}
     assert entries[0]["actor"] == "key:" + rt.keys["admin"].split("_")[1] + " (admin-key)"
     assert rt.get("/v1/revisions/999", "auditor").status_code == 404
+    assert rt.get("/v1/revisions/2147483647", "auditor").status_code == 404  # the largest id the API takes
 
 
 def test_keys_through_the_api(rt: Rt) -> None:
@@ -269,6 +270,9 @@ def test_keys_through_the_api(rt: Rt) -> None:
     listed = rt.get("/v1/keys").get_json()["items"]
     assert all("key" not in item for item in listed)
     assert rt.post("/v1/keys", json={"role": "wizard"}).status_code == 422
+    blank = rt.post("/v1/keys", json={"role": "viewer", "projects": ["fraud", "\n"]})
+    assert blank.status_code == 422
+    assert blank.get_json()["error"]["details"][0]["field"] == "projects.1"
     assert rt.client.delete(f"/v1/keys/{made.get_json()['id']}", headers=rt.headers()).status_code == 200
     assert rt.client.get("/v1/projects/fraud", headers={"X-API-Key": key}).status_code == 401
 
