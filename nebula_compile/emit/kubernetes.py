@@ -38,6 +38,8 @@ MANIFEST_CONFIGMAP = "nebula-manifest"
 MAX_CONFIGMAP = 1_000_000  # Kubernetes stores objects in etcd, which caps them at about 1 MiB
 MAX_NAME = 63
 JOBS = "nebula_runtime.jobs"
+DRIFT_CHECK = "*/15 * * * *"
+"""How often a model with retraining.on_drift checks its deployments for drift."""
 
 NOTEBOOK_IMAGES = {"jupyter": "quay.io/jupyter/scipy-notebook:2024-10-07", "vscode": "codercom/code-server:4.93.1"}
 NOTEBOOK_PORTS = {"jupyter": 8888, "vscode": 8080}
@@ -143,6 +145,40 @@ def _project_manifest(graph: ResourceGraph, project: str, connections: set[str])
     for kind in ("dataset", "preprocessing", "model", "notebook", "deployment"):
         mine.extend(graph.project_resources(project, kind))
     return pretty_json(graph.to_json(sorted((r for r in mine if r is not None), key=lambda r: r.id)))
+
+
+def _state_env(out: _Objects) -> list[dict[str, Any]]:
+    """DATABASE_URL for the jobs (runs, versions, the registry): from the secret store when platform.state is a
+    reference (an ExternalSecret `nebula-state` in the namespace), else the URL as written (not a SQLite file)."""
+    state = out.graph.platform.get("state")
+    if isinstance(state, str):
+        # a SQLite file is this machine's, not the cluster's: the jobs then use the state the manifest names
+        return [] if state.startswith("sqlite") else [{"name": "DATABASE_URL", "value": state}]
+    if not isinstance(state, dict):
+        return []
+    remote: dict[str, str] = {"key": str(state.get("secret") or state.get("env"))}
+    if state.get("key"):
+        remote["property"] = str(state["key"])
+    out.add(
+        k8s(
+            "external-secrets.io/v1",
+            "ExternalSecret",
+            "nebula-state",
+            out.namespace,
+            out.labels(),
+            out.notes(None),
+            spec={
+                "refreshInterval": "1h",
+                "secretStoreRef": {
+                    "kind": "ClusterSecretStore",
+                    "name": out.graph.settings["kubernetes"]["secret_store"],
+                },
+                "target": {"name": "nebula-state", "creationPolicy": "Owner"},
+                "data": [{"secretKey": "url", "remoteRef": remote}],
+            },
+        )
+    )
+    return [{"name": "DATABASE_URL", "valueFrom": {"secretKeyRef": {"name": "nebula-state", "key": "url"}}}]
 
 
 def _base_objects(out: _Objects, project: Resource, connections: dict[str, Resource]) -> list[dict[str, Any]]:
@@ -276,7 +312,7 @@ def _base_objects(out: _Objects, project: Resource, connections: dict[str, Resou
                 },
             )
         )
-    env: list[dict[str, Any]] = []
+    env: list[dict[str, Any]] = _state_env(out)
     for cname, connection in sorted(connections.items()):
         refs = list(_secret_refs(connection.spec))
         if not refs:
@@ -431,22 +467,20 @@ def _training(out: _Objects, model: Resource, env: list[dict[str, Any]]) -> None
             "batch/v1", "Job", name, ns, out.labels(component="training", model=model.name), out.notes(model), spec=spec
         )
     )
-    schedule = (model.spec.get("retraining") or {}).get("schedule")
-    if schedule:
-        retrain = [
-            "retrain",
-            "--manifest",
-            "/etc/nebula/manifest.json",
-            "--project",
-            out.project,
-            "--model",
-            model.name,
-        ]
+    retraining = model.spec.get("retraining") or {}
+    command = ["--manifest", "/etc/nebula/manifest.json", "--project", out.project, "--model", model.name]
+    cronjobs = []
+    if retraining.get("schedule"):
+        cronjobs.append((f"retrain-{model.name}", str(retraining["schedule"]), ["retrain", *command]))
+    if retraining.get("on_drift"):
+        # the drift check: retrains only when a deployment serving the model drifted (and min_interval allows)
+        cronjobs.append((f"drift-{model.name}", DRIFT_CHECK, ["retrain", *command, "--trigger", "drift"]))
+    for cron_name, schedule, args in cronjobs:
         out.add(
             k8s(
                 "batch/v1",
                 "CronJob",
-                f"retrain-{model.name}",
+                cron_name,
                 ns,
                 out.labels(component="training", model=model.name),
                 out.notes(model),
@@ -456,7 +490,7 @@ def _training(out: _Objects, model: Resource, env: list[dict[str, Any]]) -> None
                     "concurrencyPolicy": "Forbid",
                     "successfulJobsHistoryLimit": 3,
                     "failedJobsHistoryLimit": 3,
-                    "jobTemplate": {"spec": _job_spec(out, model, retrain, env)},
+                    "jobTemplate": {"spec": _job_spec(out, model, args, env)},
                 },
             )
         )

@@ -162,9 +162,11 @@ def check_names(c: Check) -> None:
             for name in getattr(project, section):
                 label(name, kind, (*base, section, name))
         for mname, model in project.models.items():
-            if model.retraining and model.retraining.schedule and DNS_LABEL.match(mname):
-                # the CronJob is named retrain-<model>; Kubernetes caps CronJob names at 52
-                label(mname, "model", (*base, "models", mname), MAX_CRONJOB_NAME - len("retrain-"))
+            retraining = model.retraining
+            if retraining and (retraining.schedule or retraining.on_drift) and DNS_LABEL.match(mname):
+                # the CronJobs are named retrain-<model> and drift-<model>; Kubernetes caps CronJob names at 52
+                prefix = "retrain-" if retraining.schedule else "drift-"
+                label(mname, "model", (*base, "models", mname), MAX_CRONJOB_NAME - len(prefix))
         for dname, deployment in project.deployments.items():
             path = (*base, "deployments", dname)
             label(dname, "deployment", path)
