@@ -41,6 +41,7 @@ bench: ## run the benchmarks and write their figures into docs/benchmarks.md
 	$(PY) bench/bench_compile.py
 	$(PY) bench/bench_plan.py
 	$(PY) bench/bench_runtime.py  # needs wrk (apt-get install wrk)
+	$(PY) bench/bench_ml.py
 
 clean: ## remove caches and build output
 	rm -rf build .pytest_cache .mypy_cache .ruff_cache .hypothesis bench/out

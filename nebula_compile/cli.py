@@ -14,6 +14,7 @@ import sys
 import traceback
 from collections.abc import Sequence
 from importlib import resources
+from typing import Any
 
 from nebula_compile import __version__
 from nebula_compile.api import (
@@ -324,6 +325,28 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return code
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    runtime_cli = _runtime()
+    found = _runtime_defaults(args)
+    if runtime_cli is None or found is None:
+        return EXIT_USER
+
+    def render(compilation: Any) -> str:
+        return render_text(
+            compilation.diagnostics, compilation.validation.document.sources, color=_color(sys.stderr, args.color)
+        )
+
+    code: int = runtime_cli.run(args, found[0], render)  # type: ignore[attr-defined]
+    return code
+
+
+def cmd_package(args: argparse.Namespace) -> int:
+    from nebula_runtime import package
+
+    code: int = package.run(args)
+    return code
+
+
 def cmd_keys(args: argparse.Namespace) -> int:
     runtime_cli = _runtime()
     found = _runtime_defaults(args)
@@ -567,6 +590,36 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _color_option(serve)
     serve.set_defaults(func=cmd_serve)
+
+    run = sub.add_parser(
+        "run",
+        help="run a project's ML pipeline here: ingest, checks, preprocessing, training, gates, registry",
+        description="The stages the compiled Jobs run, on this machine, against the state store and artifact "
+        "store of nebula.yaml (or DATABASE_URL / NEBULA_ARTIFACTS). Exit 0 when every model registered, "
+        "1 when a check or a gate failed.",
+    )
+    run.add_argument("project", help="the project whose pipeline runs")
+    run.add_argument("path", nargs="?", default="nebula.yaml", help="configuration file (default: ./nebula.yaml)")
+    run.add_argument("--model", action="append", metavar="MODEL", help="only this model (repeatable)")
+    run.add_argument(
+        "--data", action="append", metavar="DATASET=PATH", help="this file becomes the dataset's next version"
+    )
+    run.add_argument("--env", help="environment (default: NEBULA_ENVIRONMENT, else the first in nebula.yaml)")
+    run.add_argument("-q", "--quiet", action="store_true", help="no progress bar or stage log; the summary only")
+    _color_option(run)
+    run.set_defaults(func=cmd_run)
+
+    from nebula_runtime import package as packaging  # stdlib and the compiler only; docker is imported to build
+
+    package = sub.add_parser(
+        "package",
+        help="build a model's container image from its compiled build context",
+        description="Build OUT/ENV/images/<project>-<model>/ (from `nebula compile`) with Docker, or with "
+        "buildah where no Docker engine runs, tagged as the compiled Deployments pin it. "
+        "Exit 0 built, 1 not compiled or the build failed, 2 bad usage.",
+    )
+    packaging.add_arguments(package)
+    package.set_defaults(func=cmd_package)
 
     keys = sub.add_parser(
         "keys", help="issue, list and revoke API keys", description="API keys bound to roles of nebula.yaml."

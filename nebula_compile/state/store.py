@@ -30,7 +30,7 @@ from nebula_compile.state.schema import AuditEntry, Lock, Revision, StateResourc
 if TYPE_CHECKING:  # the runtime opens the store too; it need not load the compiler
     from nebula_compile.ir.graph import ResourceGraph
 
-HEAD = "0002"
+HEAD = "0003"
 """The newest migration; a database already there is opened without loading Alembic."""
 
 STALE_AFTER = timedelta(minutes=10)

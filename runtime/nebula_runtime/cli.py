@@ -129,3 +129,86 @@ def keys(args: argparse.Namespace, defaults: Mapping[str, str], roles: Sequence[
     finally:
         store.close()
     return EXIT_OK
+
+
+def _commit(path: str) -> str | None:
+    """The repository's HEAD commit, with `-dirty` when the config differs from it: what a run records."""
+    try:
+        import git
+
+        with git.Repo(os.path.dirname(os.path.abspath(path)), search_parent_directories=True) as repo:
+            head = repo.head.commit.hexsha
+            return f"{head}-dirty" if repo.is_dirty(path=os.path.abspath(path)) else head
+    except Exception:  # not a repository, or no commit yet: the run records none
+        return None
+
+
+def _data_files(values: Sequence[str] | None) -> dict[str, Any]:
+    from pathlib import Path
+
+    files: dict[str, Any] = {}
+    for value in values or []:
+        name, sep, path = value.partition("=")
+        if not sep or not name or not path:
+            raise ValueError(f"--data takes DATASET=PATH, not {value!r}")
+        files[name] = Path(path)
+    return files
+
+
+def run(args: argparse.Namespace, defaults: Mapping[str, str], render: Callable[[Any], str]) -> int:
+    """`nebula run PROJECT`: the project's pipeline on this machine, with a progress bar and a summary."""
+    from pathlib import Path
+
+    from tqdm import tqdm
+
+    from nebula_compile.api import compile_path
+    from nebula_runtime.ml import pipeline
+    from nebula_runtime.ml.workspace import StageError, opened
+
+    try:
+        files = _data_files(args.data)
+    except ValueError as err:
+        sys.stderr.write(f"nebula run: {err}\n")
+        return 2
+    environment = args.env or defaults.get("NEBULA_ENVIRONMENT")
+    compilation = compile_path(args.path, [environment] if environment else None, revision=_commit(args.path))
+    if not compilation.ok:
+        sys.stderr.write(render(compilation))
+        return EXIT_USER
+    graph = compilation.graphs[environment] if environment else next(iter(compilation.graphs.values()))
+    manifest = graph.to_json()
+    root = Path(os.path.dirname(os.path.abspath(args.path)))
+    url = os.environ.get("DATABASE_URL") or defaults.get("DATABASE_URL")
+    artifacts = os.environ.get("NEBULA_ARTIFACTS") or defaults.get("NEBULA_ARTIFACTS")
+    try:
+        with opened(
+            manifest,
+            database_url=url,
+            artifacts=artifacts,
+            root=root,
+            actor=f"nebula-run:{os.getenv('USER') or 'local'}",
+        ) as ws:
+            steps = pipeline.plan(ws, args.project, args.model) if args.project in ws.projects() else []
+            with tqdm(total=len(steps), unit="stage", disable=args.quiet or None, file=sys.stderr) as bar:
+                ws.say = (
+                    (lambda message: None) if args.quiet else (lambda message: tqdm.write(message, file=sys.stderr))
+                )
+                summary = pipeline.run_project(ws, args.project, args.model, files, bar=bar, trigger="nebula-run")
+    except StageError as err:
+        sys.stderr.write(f"nebula run: {err}\n")
+        return EXIT_USER
+    out = sys.stdout
+    out.write(f"\n{args.project} in {graph.environment}:\n")
+    for dataset, number in summary.datasets.items():
+        out.write(f"  dataset {dataset}: version {number}\n")
+    width = max((len(m.model) for m in summary.models), default=5)
+    for result in summary.models:
+        shown = ", ".join(f"{k} {v:.3f}" for k, v in list(result.metrics.items())[:4])
+        if result.version is not None:
+            state = f"registered v{result.version}"
+        elif result.error == "gates failed":
+            state = "gates failed: " + "; ".join(g["gate"] for g in result.gates if not g["passed"])
+        else:
+            state = f"failed: {result.error}"
+        out.write(f"  {result.model:<{width}}  {state}  ({shown}; {result.seconds:.1f}s)\n")
+    return EXIT_OK if summary.ok else EXIT_USER

@@ -320,3 +320,122 @@ class Me(Out):
     actor: str
     roles: list[str]
     environment: str
+
+
+# --- predictions ------------------------------------------------------------------------------------------
+
+
+class PredictRequest(Request):
+    inputs: Annotated[list[dict[str, Any]], Field(min_length=1, max_length=10_000)] | None = Field(
+        default=None, description="Rows to predict, each an object of input column: value."
+    )
+    input: dict[str, Any] | None = Field(default=None, description="One row; short for inputs: [row].")
+    key: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = Field(
+        default=None, description="A stable caller key (user, session): the same key always gets the same variant."
+    )
+
+    def rows(self) -> list[dict[str, Any]]:
+        from nebula_runtime.errors import ApiError
+
+        if (self.inputs is None) == (self.input is None):
+            raise ApiError(422, "send exactly one of `inputs` (a list of rows) and `input` (one row)")
+        return list(self.inputs) if self.inputs is not None else [self.input or {}]
+
+
+class PredictionOut(Out):
+    id: str = Field(description="Send it back with the true outcome to POST .../feedback.")
+    prediction: Any = None
+    probabilities: dict[str, float] | None = None
+    embedding: list[float] | None = None
+
+
+class PredictResponse(Out):
+    project: str
+    deployment: str
+    variant: str
+    model: str
+    version: int
+    predictions: list[PredictionOut]
+
+
+class Outcome(Request):
+    prediction_id: Annotated[str, StringConstraints(min_length=1, max_length=32)]
+    outcome: bool | int | float | str = Field(description="What really happened: the true label or value.")
+
+
+class FeedbackRequest(Request):
+    items: Annotated[list[Outcome], Field(min_length=1, max_length=1000)]
+
+
+class FeedbackResponse(Out):
+    recorded: int
+    unknown: list[str] = Field(description="Prediction ids of this deployment that were not found.")
+
+
+class ReportQuery(Query):
+    window: Annotated[str, StringConstraints(pattern=r"^[0-9]{1,4}(ms|s|m|h|d|w)$")] | None = Field(
+        default=None, description="Only predictions this recent, e.g. 24h; all when unset."
+    )
+
+
+class VariantReport(Out):
+    variant: str
+    model: str
+    version: int | None
+    traffic: int
+    requests: int
+    labelled: int = Field(description="Predictions with an outcome from feedback.")
+    correct: int | None
+    accuracy: float | None
+    rmse: float | None
+    latency_p50_ms: float | None
+    latency_p99_ms: float | None
+
+
+class AbTest(Out):
+    control: str
+    variant: str
+    metric: str
+    difference: float = Field(description="variant minus control.")
+    p_value: float = Field(description="Two-sided two-proportion z-test.")
+    significant: bool = Field(description="p_value < 0.05.")
+
+
+class AbReport(Out):
+    project: str
+    deployment: str
+    since: datetime | None
+    variants: list[VariantReport]
+    tests: list[AbTest]
+
+
+class FeatureDriftOut(Out):
+    name: str
+    kind: str
+    psi: float | None
+    ks_statistic: float | None
+    ks_pvalue: float | None
+    wasserstein: float | None
+    chi2_pvalue: float | None
+    score: float | None
+    drifted: bool
+
+
+class VariantDrift(Out):
+    variant: str
+    model: str
+    version: int
+    method: str
+    threshold: float
+    samples: int
+    enough_data: bool
+    drifted: bool
+    features: list[FeatureDriftOut]
+
+
+class DriftOut(Out):
+    project: str
+    deployment: str
+    window: str
+    drifted: bool
+    variants: list[VariantDrift]

@@ -152,6 +152,9 @@ def install(app: Flask) -> None:
     @app.get("/metrics")
     def metrics() -> Response:
         g.principal = g.runtime.auth.authenticate(request.headers)  # any valid key or token may scrape
+        from nebula_runtime.predictions import refresh_gauges
+
+        refresh_gauges(g.runtime)
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             registry = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]

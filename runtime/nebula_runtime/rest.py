@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Response, send_file
 
 from nebula_runtime import models as m
+from nebula_runtime import predictions
 from nebula_runtime import services as s
 from nebula_runtime.auth import Principal
 from nebula_runtime.errors import ApiError
@@ -345,6 +346,130 @@ def list_deployments(rt: Runtime, principal: Principal, project: str) -> m.Deplo
 )
 def get_deployment(rt: Runtime, principal: Principal, project: str, deployment: str) -> m.Deployment:
     return s.get_deployment(rt, project, deployment)
+
+
+# --- predictions ------------------------------------------------------------------------------------------------
+
+
+@api.route(
+    "POST",
+    "/deployments/{deployment}/predict",
+    summary="Predict with a deployment (A/B routed)",
+    permission="predictions:predict",
+    tag="predictions",
+    body=m.PredictRequest,
+    response=m.PredictResponse,
+    errors=(409, 422),
+)
+def predict(rt: Runtime, principal: Principal, deployment: str, body: m.PredictRequest) -> m.PredictResponse:
+    """Route to a variant by the traffic weights (sticky for `key`); the answer names the variant and version.
+
+    Each prediction has an id: send it back with the true outcome to the feedback endpoint."""
+    return predictions.predict(rt, principal, deployment, body)
+
+
+@api.route(
+    "POST",
+    "/projects/{project}/deployments/{deployment}/predict",
+    summary="Predict with a project's deployment (A/B routed)",
+    permission="predictions:predict",
+    tag="predictions",
+    body=m.PredictRequest,
+    response=m.PredictResponse,
+    errors=(409, 422),
+)
+def predict_in_project(
+    rt: Runtime, principal: Principal, project: str, deployment: str, body: m.PredictRequest
+) -> m.PredictResponse:
+    return predictions.predict(rt, principal, deployment, body, project)
+
+
+@api.route(
+    "POST",
+    "/deployments/{deployment}/feedback",
+    summary="Record true outcomes of predictions",
+    permission="predictions:predict",
+    tag="predictions",
+    body=m.FeedbackRequest,
+    response=m.FeedbackResponse,
+    errors=(409,),
+)
+def feedback(rt: Runtime, principal: Principal, deployment: str, body: m.FeedbackRequest) -> m.FeedbackResponse:
+    """Outcomes feed live accuracy (the nebula_live_accuracy metric) and the A/B report."""
+    return predictions.feedback(rt, principal, deployment, body)
+
+
+@api.route(
+    "POST",
+    "/projects/{project}/deployments/{deployment}/feedback",
+    summary="Record true outcomes of a project's deployment's predictions",
+    permission="predictions:predict",
+    tag="predictions",
+    body=m.FeedbackRequest,
+    response=m.FeedbackResponse,
+    errors=(409,),
+)
+def feedback_in_project(
+    rt: Runtime, principal: Principal, project: str, deployment: str, body: m.FeedbackRequest
+) -> m.FeedbackResponse:
+    return predictions.feedback(rt, principal, deployment, body, project)
+
+
+@api.route(
+    "GET",
+    "/deployments/{deployment}/report",
+    summary="A/B report: per-variant requests, accuracy, latency and a significance test",
+    permission="deployments:read",
+    tag="predictions",
+    query=m.ReportQuery,
+    response=m.AbReport,
+    errors=(409,),
+)
+def report(rt: Runtime, principal: Principal, deployment: str, query: m.ReportQuery) -> m.AbReport:
+    return predictions.ab_report(rt, principal, deployment, query)
+
+
+@api.route(
+    "GET",
+    "/projects/{project}/deployments/{deployment}/report",
+    summary="A/B report of a project's deployment",
+    permission="deployments:read",
+    tag="predictions",
+    query=m.ReportQuery,
+    response=m.AbReport,
+    errors=(409,),
+)
+def report_in_project(
+    rt: Runtime, principal: Principal, project: str, deployment: str, query: m.ReportQuery
+) -> m.AbReport:
+    return predictions.ab_report(rt, principal, deployment, query, project)
+
+
+@api.route(
+    "GET",
+    "/deployments/{deployment}/drift",
+    summary="Input drift per variant and feature over the deployment's window",
+    permission="deployments:read",
+    tag="predictions",
+    response=m.DriftOut,
+    errors=(409,),
+)
+def drift(rt: Runtime, principal: Principal, deployment: str) -> m.DriftOut:
+    """Live inputs against the training profile saved at registration, by the deployment's drift method."""
+    return predictions.drift(rt, principal, deployment)
+
+
+@api.route(
+    "GET",
+    "/projects/{project}/deployments/{deployment}/drift",
+    summary="Input drift of a project's deployment",
+    permission="deployments:read",
+    tag="predictions",
+    response=m.DriftOut,
+    errors=(409,),
+)
+def drift_in_project(rt: Runtime, principal: Principal, project: str, deployment: str) -> m.DriftOut:
+    return predictions.drift(rt, principal, deployment, project)
 
 
 # --- platform -------------------------------------------------------------------------------------------------------

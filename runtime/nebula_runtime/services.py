@@ -488,8 +488,9 @@ def blob_path(rt: Runtime, md5: str) -> Path:
 
 
 def record_version(
-    rt: Runtime,
-    principal: Principal,
+    store: Store,
+    environment: str,
+    actor: str,
     *,
     project: str,
     dataset: str,
@@ -504,14 +505,17 @@ def record_version(
     report: dict[str, Any],
     lineage: dict[str, Any],
 ) -> m.DataVersion:
-    """Add the next version of a dataset (its content is stored already); the same content as the latest is not repeated."""
+    """Add the next version of a dataset (its content is stored already); the same content as the latest is not repeated.
+
+    Uploads (the API) and ingestion (the pipeline's jobs) both come here, so every version has one shape.
+    """
     for _attempt in range(50):
         try:
-            with rt.store.sessions.begin() as session:
+            with store.sessions.begin() as session:
                 latest = session.scalar(
                     select(DatasetVersion)
                     .where(
-                        DatasetVersion.environment == rt.environment,
+                        DatasetVersion.environment == environment,
                         DatasetVersion.project == project,
                         DatasetVersion.dataset == dataset,
                     )
@@ -522,7 +526,7 @@ def record_version(
                     return _version_out(latest, created=False)
                 row = DatasetVersion(
                     id=new_id("dv"),
-                    environment=rt.environment,
+                    environment=environment,
                     project=project,
                     dataset=dataset,
                     number=(latest.number + 1) if latest else 1,
@@ -537,22 +541,25 @@ def record_version(
                     report=report,
                     lineage={**lineage, "parent": latest.id if latest else None},
                     created_at=now(),
-                    created_by=principal.actor,
+                    created_by=actor,
                 )
                 session.add(row)
                 session.flush()
-                rt.audit(
-                    session,
-                    principal,
-                    "data.upload",
-                    {
-                        "project": project,
-                        "dataset": dataset,
-                        "data_id": row.id,
-                        "number": row.number,
-                        "sha256": sha256,
-                        "size": size,
-                    },
+                session.add(
+                    AuditEntry(
+                        at=now(),
+                        actor=actor,
+                        action="data.upload" if lineage.get("source") == "upload" else "data.ingest",
+                        environment=environment,
+                        details={
+                            "project": project,
+                            "dataset": dataset,
+                            "data_id": row.id,
+                            "number": row.number,
+                            "sha256": sha256,
+                            "size": size,
+                        },
+                    )
                 )
                 return _version_out(row)
         except IntegrityError:
@@ -686,7 +693,7 @@ def set_alias(rt: Runtime, principal: Principal, project: str, model: str, alias
             "model.alias",
             {"project": project, "model": model, "alias": alias, "version": version, "was": before},
         )
-        return m.Alias(
+        result = m.Alias(
             project=project,
             model=model,
             alias=alias,
@@ -694,6 +701,20 @@ def set_alias(rt: Runtime, principal: Principal, project: str, model: str, alias
             updated_at=row.updated_at,
             updated_by=row.updated_by,
         )
+    _mirror_alias(rt, project, model, alias, version)
+    return result
+
+
+def _mirror_alias(rt: Runtime, project: str, model: str, alias: str, version: int | None) -> None:
+    """Model servers read aliases from the artifact store (nebula_runtime.ml.registry); keep it in step."""
+    from nebula_runtime.ml import registry
+    from nebula_runtime.ml.artifacts import ArtifactStore
+
+    store = ArtifactStore(str(rt.settings.artifacts))
+    if version is None:
+        registry.remove_alias(store, rt.environment, project, model, alias)
+    else:
+        registry.write_alias(store, rt.environment, project, model, alias, version)
 
 
 def delete_alias(rt: Runtime, principal: Principal, project: str, model: str, alias: str) -> None:
@@ -709,6 +730,7 @@ def delete_alias(rt: Runtime, principal: Principal, project: str, model: str, al
             "model.alias.delete",
             {"project": project, "model": model, "alias": alias, "was": row.version},
         )
+    _mirror_alias(rt, project, model, alias, None)
 
 
 def _run_out(row: TrainingRun, curves: dict[str, list[m.CurvePoint]]) -> m.Run:

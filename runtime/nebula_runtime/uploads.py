@@ -284,8 +284,9 @@ def _upload(rt: Runtime, principal: Principal, project: str, dataset_name: str |
             os.unlink(received.path)
         raise
     return record_version(
-        rt,
-        principal,
+        rt.store,
+        rt.environment,
+        principal.actor,
         project=project,
         dataset=dataset.name,
         filename=filename,

@@ -1,0 +1,1 @@
+"""Nebula's machine-learning lifecycle: data, training, registry, serving, drift."""
