@@ -159,7 +159,7 @@ def _numeric_profile(name: str, values: Column, bins: int, sample: int, rng: np.
 
 
 def _categorical_profile(values: Column, max_categories: int) -> dict[str, Any]:
-    keys = [_category(value) for value in values]
+    keys = _categories(values)
     counts = Counter(key for key in keys if key is not None)
     top = sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:max_categories]
     present = sum(counts.values())
@@ -502,6 +502,22 @@ def _float(value: Any) -> float:
         return float(value)
     except (TypeError, ValueError):
         return math.nan
+
+
+def _categories(values: Column) -> list[str | None]:
+    """Every value as its category key; text columns (the usual case) without a call per value."""
+    array = np.asarray(values, dtype=object) if not isinstance(values, np.ndarray) else values
+    if array.dtype == object and array.ndim == 1:
+        present = np.fromiter((type(v) is str for v in array), dtype=bool, count=array.size)
+        if present.all():
+            return list(array)
+        if not present.any():
+            return [_category(value) for value in array]
+        keys: list[str | None] = list(array)
+        for index in np.flatnonzero(~present):
+            keys[index] = _category(array[index])
+        return keys
+    return [_category(value) for value in values]
 
 
 def _category(value: Any) -> str | None:

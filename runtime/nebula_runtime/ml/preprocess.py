@@ -55,9 +55,13 @@ def coerce(frame: pd.DataFrame, kinds: Mapping[str, str]) -> pd.DataFrame:
         if kind in NUMERIC:
             out[name] = pd.to_numeric(column, errors="coerce").astype("float64")
         elif kind == "boolean":
-            out[name] = column.map(_boolean).astype("float64")
+            if pd.api.types.is_bool_dtype(column.dtype):
+                out[name] = column.astype("float64")
+            else:
+                out[name] = column.map(_boolean).astype("float64")
         elif kind in ("string", "category"):
-            out[name] = column.map(lambda v: None if _missing(v) else str(v)).astype(object)
+            text = column.astype(str).astype(object)
+            out[name] = text.where(column.notna(), None)
         else:
             out[name] = column
     return pd.DataFrame(out, index=frame.index)

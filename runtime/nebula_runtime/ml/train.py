@@ -37,6 +37,7 @@ from nebula_runtime.ml.drift import profile as drift_profile
 from nebula_runtime.ml.workspace import StageError, Workspace
 
 ARTIFACT = "model.joblib"
+PROFILE_ROWS = 5_000
 
 
 def _now() -> datetime:
@@ -373,9 +374,12 @@ def evaluate_model(
     extra: dict[str, Any] = {}
     if task == "classification":
         assert y_test is not None
-        predicted = pipeline.predict(X_test)
-        proba = pipeline.predict_proba(X_test) if hasattr(model, "predict_proba") else None
         classes = list(model.classes_)
+        Xt = pipeline.named_steps["prep"].transform(X_test)  # once, for both answers
+        proba = model.predict_proba(Xt) if hasattr(model, "predict_proba") else None
+        predicted = np.asarray(classes, dtype=object)[proba.argmax(axis=1)] if proba is not None else model.predict(Xt)
+        if proba is not None and np.asarray(classes).dtype != object:
+            predicted = predicted.astype(np.asarray(classes).dtype)
         metrics = est.classification_metrics(np.asarray(y_test), predicted, proba, classes, wanted)
         extra["confusion_matrix"] = est.confusion(np.asarray(y_test), predicted, classes)
     elif task == "regression":
@@ -395,7 +399,7 @@ def evaluate_model(
 
 def _bundle(pipeline: Pipeline, meta: Mapping[str, Any]) -> bytes:
     out = io.BytesIO()
-    joblib.dump({"pipeline": pipeline, "meta": dict(meta)}, out, compress=3)
+    joblib.dump({"pipeline": pipeline, "meta": dict(meta)}, out, compress=1)
     return out.getvalue()
 
 
@@ -464,8 +468,11 @@ def train(ws: Workspace, project: str, name: str, trigger: str = "manual") -> Ou
             "trained_at": _now().isoformat(),
         }
         folder = f"runs/{project}/{name}/{run_id}"
+        # the drift reference: at most PROFILE_ROWS training inputs (ample for quantiles); the split shuffled the
+        # rows with the seed already, so the first ones are a random sample
+        sample = X_train.iloc[:PROFILE_ROWS]
         reference = drift_profile(
-            {c: X_train[c].tolist() for c in features}, kinds={c: meta["inputs"][c] for c in features}, seed=seed
+            {c: sample[c].to_numpy() for c in features}, kinds={c: meta["inputs"][c] for c in features}, seed=seed
         )
         ws.artifacts.write(f"{folder}/{ARTIFACT}", _bundle(pipeline, meta))
         ws.artifacts.write(f"{folder}/profile.json", json.dumps(reference, sort_keys=True).encode())
