@@ -12,6 +12,7 @@ from nebula_compile.emit.kubernetes import emit_kubernetes
 from nebula_compile.emit.monitoring import emit_monitoring
 from nebula_compile.emit.pipelines import emit_pipelines
 from nebula_compile.emit.serverless import emit_serverless
+from nebula_compile.emit.stacks import emit_stacks
 from nebula_compile.emit.sync import emit_sync
 from nebula_compile.ir.graph import ResourceGraph
 
@@ -23,6 +24,7 @@ EMITTERS: tuple[Emitter, ...] = (
     emit_pipelines,
     emit_images,
     emit_serverless,
+    emit_stacks,
     emit_sync,
 )
 
