@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
+from pulumi.runtime.mocks import MockMonitor
 
 from nebula_compile.api import compile_path
 
@@ -31,6 +32,8 @@ class Registered:
 @dataclass
 class Recorder(pulumi.runtime.Mocks):
     resources: list[Registered] = field(default_factory=list)
+    dependencies: dict[str, list[str]] = field(default_factory=dict)
+    """Resource name -> the names of the resources it waits for (its depends_on)."""
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
         self.resources.append(Registered(args.typ, args.name, dict(args.inputs)))
@@ -72,10 +75,22 @@ class Recorder(pulumi.runtime.Mocks):
         return [r for r in self.resources if r.type == type_]
 
 
+class _Monitor(MockMonitor):
+    """The mocks' engine, noting each registration's explicit dependencies (registrations come in any order)."""
+
+    def __init__(self, recorder: Recorder) -> None:
+        super().__init__(recorder)
+        self.recorder = recorder
+
+    def RegisterResource(self, request: Any) -> Any:  # the engine's RPC name
+        self.recorder.dependencies[request.name] = sorted(urn.rsplit("::", 1)[-1] for urn in request.dependencies)
+        return super().RegisterResource(request)
+
+
 def run(program: Callable[..., Any], *args: Any, stack: str = "test", project: str = "nebula") -> tuple[Recorder, Any]:
     """Run a program under the mocks; the recorder and what the program returned (outputs resolved)."""
     recorder = Recorder()
-    pulumi.runtime.set_mocks(recorder, project=project, stack=stack, preview=False)
+    pulumi.runtime.set_mocks(recorder, project=project, stack=stack, preview=False, monitor=_Monitor(recorder))
     result: dict[str, Any] = {}
 
     @pulumi.runtime.test

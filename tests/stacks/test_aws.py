@@ -18,6 +18,7 @@ EXAMPLES = [
     ("examples/image-classification/nebula.yaml", "prod"),
     ("nebula.yaml", "prod"),
     ("examples/multi-env/nebula.yaml", "prod"),
+    ("examples/multi-env/nebula.yaml", "staging"),
 ]
 
 
@@ -200,12 +201,10 @@ def test_a_lambda_deployment_gets_its_function_role_and_log_group() -> None:
     assert list(outputs["functions"]) == ["churn-prod-churn-churn-batch"]
 
 
-def test_dev_is_smaller_than_prod() -> None:
-    """The demo's prod environment against the same environment marked non-production."""
-    big, _, _ = stack("nebula.yaml", "prod")
-    manifest, serverless, _ = compiled("nebula.yaml", "prod")
-    development = dict(manifest, settings={**manifest["settings"], "production": False})
-    small, _ = run(build, plan(development, serverless), stack="dev", project="nebula-aws")
+def test_staging_is_smaller_than_prod() -> None:
+    """multi-env's staging "mirrors production at a smaller size": it is not `production: true`."""
+    big, _, _ = stack("examples/multi-env/nebula.yaml", "prod")
+    small, _, _ = stack("examples/multi-env/nebula.yaml", "staging")
     nat = (len(big.of("aws:ec2/natGateway:NatGateway")), len(small.of("aws:ec2/natGateway:NatGateway")))
     assert nat == (2, 1)
     big_db, small_db = big.of("aws:rds/instance:Instance")[0].inputs, small.of("aws:rds/instance:Instance")[0].inputs
@@ -215,6 +214,7 @@ def test_dev_is_smaller_than_prod() -> None:
     big_nodes = big.of("aws:eks/nodeGroup:NodeGroup")[0].inputs["scalingConfig"]
     small_nodes = small.of("aws:eks/nodeGroup:NodeGroup")[0].inputs["scalingConfig"]
     assert big_nodes["maxSize"] > small_nodes["maxSize"] and big_nodes["minSize"] > small_nodes["minSize"]
+    assert not small.of("aws:lb/loadBalancer:LoadBalancer")  # staging declares no DNS zone: no edge
     assert len(small.resources) < len(big.resources)
 
 

@@ -28,7 +28,10 @@ def test_every_compiled_object_is_rolled_out_once_cluster_scoped_first(demo: Pat
     assert provider.inputs["kubeconfig"] == "kubeconfig-from-a-secret"
     assert provider.inputs["enableServerSideApply"] == "true"
     groups = {r.name: r for r in recorder.of("kubernetes:yaml/v2:ConfigGroup")}
-    assert list(groups) == ["cluster-scoped", "project-churn", "project-digits"]
+    assert sorted(groups) == ["cluster-scoped", "project-churn", "project-digits"]
+    for name in ("project-churn", "project-digits"):  # namespaces exist before what lives in them
+        assert "cluster-scoped" in recorder.dependencies[name]
+    assert "project-churn" not in recorder.dependencies["cluster-scoped"]
     cluster = [o["kind"] for o in groups["cluster-scoped"].inputs["objs"]]
     assert set(cluster) <= {"Namespace", "ClusterRole", "ClusterRoleBinding"} and "Namespace" in cluster
     rolled = [
