@@ -16,9 +16,11 @@ from nebula_compile.emit.context import EmitContext
 from nebula_compile.ir.graph import Resource, ResourceGraph, content_hash, pretty_json
 
 REQUIREMENTS = {
-    "sklearn": [f"nebula-gitops[runtime]=={__version__}", "scikit-learn>=1.4,<2"],
-    "torch": [f"nebula-gitops[runtime]=={__version__}", "scikit-learn>=1.4,<2", "torch==2.13.0"],
+    "sklearn": [f"nebula-gitops[runtime,serving]=={__version__}", "scikit-learn>=1.4,<2"],
+    "torch": [f"nebula-gitops[runtime,serving]=={__version__}", "scikit-learn>=1.4,<2", "torch==2.13.0"],
 }
+"""The model server, the jobs and the Lambda handler need the runtime and the `serving` extra (pandas, joblib,
+scikit-learn, boto3 for s3:// artifacts, optuna for tuning, the Lambda runtime client)."""
 
 
 def serving_config(graph: ResourceGraph, model: Resource) -> dict[str, Any]:

@@ -21,6 +21,7 @@ import functools
 import json
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 from nebula_compile.diagnostics import Diagnostic
 from nebula_compile.emit import monitoring
@@ -147,15 +148,38 @@ def _project_manifest(graph: ResourceGraph, project: str, connections: set[str])
     return pretty_json(graph.to_json(sorted((r for r in mine if r is not None), key=lambda r: r.id)))
 
 
+def _state_egress(out: _Objects, port: int) -> None:
+    """The training pods reach the state store (runs, versions, the registry) through the default deny."""
+    out.add(
+        k8s(
+            "networking.k8s.io/v1",
+            "NetworkPolicy",
+            "allow-state-store",
+            out.namespace,
+            out.labels(),
+            out.notes(None),
+            spec={
+                "podSelector": {"matchLabels": {"nebula/component": "training"}},
+                "policyTypes": ["Egress"],
+                "egress": [{"to": [{"ipBlock": {"cidr": "0.0.0.0/0"}}], "ports": [{"protocol": "TCP", "port": port}]}],
+            },
+        )
+    )
+
+
 def _state_env(out: _Objects) -> list[dict[str, Any]]:
     """DATABASE_URL for the jobs (runs, versions, the registry): from the secret store when platform.state is a
     reference (an ExternalSecret `nebula-state` in the namespace), else the URL as written (not a SQLite file)."""
     state = out.graph.platform.get("state")
     if isinstance(state, str):
         # a SQLite file is this machine's, not the cluster's: the jobs then use the state the manifest names
-        return [] if state.startswith("sqlite") else [{"name": "DATABASE_URL", "value": state}]
+        if state.startswith("sqlite"):
+            return []
+        _state_egress(out, urlsplit(state).port or 5432)
+        return [{"name": "DATABASE_URL", "value": state}]
     if not isinstance(state, dict):
         return []
+    _state_egress(out, 5432)
     remote: dict[str, str] = {"key": str(state.get("secret") or state.get("env"))}
     if state.get("key"):
         remote["property"] = str(state["key"])
@@ -199,12 +223,12 @@ def _base_objects(out: _Objects, project: Resource, connections: dict[str, Resou
             out.notes(project),
         )
     )
-    role_arn: dict[str, str] = {}
     cloud = settings.get("cloud") or {}
-    if cloud.get("account_id"):
-        name = f"{graph.platform['name']}-{graph.environment}-{project.name}"
-        role_arn["eks.amazonaws.com/role-arn"] = f"arn:aws:iam::{cloud['account_id']}:role/{name}"
-    for account in (SERVING_SA, WORKLOAD_SA):
+    for account, suffix in ((SERVING_SA, "-serving"), (WORKLOAD_SA, "")):
+        role_arn: dict[str, str] = {}
+        if cloud.get("account_id"):  # the IAM roles stacks/aws makes: read-only for serving, read-write for jobs
+            name = f"{graph.platform['name']}-{graph.environment}-{project.name}{suffix}"
+            role_arn["eks.amazonaws.com/role-arn"] = f"arn:aws:iam::{cloud['account_id']}:role/{name}"
         out.add(
             k8s(
                 "v1",

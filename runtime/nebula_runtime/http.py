@@ -46,6 +46,9 @@ class Route:
     upload: bool
     binary: bool
     description: str
+    deferred: bool = False
+    """The project is known only once the view has found the object (a deployment by name across projects):
+    the view checks `permission` on it, not the dispatcher."""
 
     @property
     def endpoint(self) -> str:
@@ -83,6 +86,7 @@ class Api:
         errors: tuple[int, ...] = (),
         upload: bool = False,
         binary: bool = False,
+        deferred: bool = False,
     ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         def register(view: Callable[..., Any]) -> Callable[..., Any]:
             doc = (view.__doc__ or "").strip()
@@ -102,6 +106,7 @@ class Api:
                     upload,
                     binary,
                     doc,
+                    deferred,
                 )
             )
             return view
@@ -124,7 +129,7 @@ class Api:
             runtime = g.runtime
             principal = runtime.auth.authenticate(request.headers)
             g.principal = principal
-            if route.permission is not None:
+            if route.permission is not None and not route.deferred:
                 authorize(principal, route.permission, params.get("project"))
             for name in INT_PARAMS.intersection(params):
                 if params[name] > MAX_INT:

@@ -46,7 +46,7 @@ def parser() -> argparse.ArgumentParser:
 def _need(args: argparse.Namespace, what: str) -> str:
     value = getattr(args, what)
     if not value:
-        raise SystemExit(f"error: the {args.stage} stage needs --{what}")
+        parser().error(f"the {args.stage} stage needs --{what}")  # usage: exit status 2
     return str(value)
 
 
@@ -86,6 +86,13 @@ def run_stage(ws: Workspace, args: argparse.Namespace) -> int:
         model = _need(args, "model")
         trigger = args.trigger or ("schedule" if stage == "retrain" else "manual")
         if stage == "retrain" and trigger == "drift":
+            waiting = retrain.awaiting_promotion(ws, project, model)
+            if waiting is not None:
+                ws.say(
+                    f"{model}: version {waiting} is registered and not yet served; promote it (or not) before "
+                    "another retraining"
+                )
+                return 0
             found = retrain.drifted(ws, project, model)
             if not found:
                 ws.say(f"{model}: no deployment serving it has drifted; nothing to do")

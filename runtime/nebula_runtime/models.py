@@ -398,7 +398,7 @@ class AbTest(Out):
     metric: str
     difference: float = Field(description="variant minus control.")
     p_value: float = Field(description="Two-sided two-proportion z-test.")
-    significant: bool = Field(description="p_value < 0.05.")
+    significant: bool = Field(description="p_value < 0.05, with at least 30 outcomes in each arm.")
 
 
 class AbReport(Out):

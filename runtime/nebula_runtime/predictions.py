@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import Counter, Gauge, Histogram
-from sqlalchemy import insert, select
+from sqlalchemy import and_, insert, or_, select
 
 from nebula_compile.spec.types import duration_seconds
 from nebula_compile.state.schema import Prediction
@@ -113,15 +113,35 @@ class Log:
                 except queue.Empty:
                     break
             if pending:
-                try:
-                    with self.rt.store.engine.begin() as connection:
-                        connection.execute(insert(Prediction), pending)
-                except Exception:  # the log must not take serving down; the error reaches the server log
-                    import logging
-
-                    logging.getLogger("nebula.runtime").exception("could not store %d predictions", len(pending))
+                self._store(pending)
             for event in waiting:
                 event.set()
+
+    def _store(self, rows: list[dict[str, Any]]) -> None:
+        """One statement for the batch; if the database refuses it, row by row, so one bad row loses only itself."""
+        import logging
+
+        try:
+            with self.rt.store.engine.begin() as connection:
+                connection.execute(insert(Prediction), rows)
+            return
+        except Exception:
+            if len(rows) == 1:
+                logging.getLogger("nebula.runtime").exception("could not store prediction %s", rows[0]["id"])
+                return
+        for row in rows:  # the log must not take serving down; what fails reaches the server log
+            self._store([row])
+
+
+def _finite(value: Any) -> Any:
+    """JSON without NaN or infinity (PostgreSQL's json refuses them): those become null."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
 
 
 _logs: dict[int, Log] = {}
@@ -173,6 +193,8 @@ def _deployments(rt: Runtime, name: str, project: str | None) -> list[m.Deployme
             )
         ]
         found = [d for items in services.deployments_for(rt, projects).values() for d in items if d.name == name]
+    if len(_routes) > 1000:  # names asked for that do not exist must not grow it without bound
+        _routes.clear()
     _routes[key] = (time.monotonic(), found)
     return found
 
@@ -276,8 +298,8 @@ def predict(
                 "variant": variant.name,
                 "model": variant.model,
                 "version": model.version,
-                "inputs": dict(row),
-                "output": out,
+                "inputs": _finite(dict(row)),
+                "output": _finite(out),
                 "latency_ms": elapsed / len(rows),
                 "at": at,
                 "outcome": None,
@@ -345,19 +367,28 @@ def _truthy(value: Any) -> bool | None:
 
 
 def _labelled(rt: Runtime, deployment: m.Deployment, since: datetime | None) -> list[tuple[str, Any, Any, float]]:
+    """Each variant's predictions by the version it serves now: a report never mixes a variant's versions."""
+    current = [(v.name, v.resolved_version) for v in deployment.variants if v.resolved_version is not None]
+    if not current:
+        return []
     with rt.store.sessions() as session:
         query = select(Prediction.variant, Prediction.output, Prediction.outcome, Prediction.latency_ms).where(
             Prediction.environment == rt.environment,
             Prediction.project == deployment.project,
             Prediction.deployment == deployment.name,
+            or_(*(and_(Prediction.variant == name, Prediction.version == version) for name, version in current)),
         )
         if since is not None:
             query = query.where(Prediction.at >= since)
         return [(r[0], r[1], r[2], float(r[3])) for r in session.execute(query)]
 
 
+ACCURACY_WINDOW = timedelta(hours=24)
+"""Live accuracy is over the outcomes of the last day: current, and bounded in cost per feedback call."""
+
+
 def _refresh_accuracy(rt: Runtime, deployment: m.Deployment) -> None:
-    for row in report(rt, deployment, None).variants:
+    for row in report(rt, deployment, datetime.now(UTC) - ACCURACY_WINDOW).variants:
         if row.accuracy is not None:
             ACCURACY.labels(deployment.name, row.variant).set(row.accuracy)
 
@@ -431,6 +462,10 @@ def _quantile(values: Sequence[float], q: float) -> float | None:
     return round(values[index], 4)
 
 
+MIN_LABELLED = 30
+"""Below this many outcomes per arm the normal approximation is not trusted: no test is called significant."""
+
+
 def _tests(rows: Sequence[m.VariantReport]) -> list[m.AbTest]:
     """Each variant against the one with the most traffic: a two-sided two-proportion z-test on accuracy."""
     scored = [r for r in rows if r.accuracy is not None and r.labelled > 0]
@@ -454,7 +489,7 @@ def _tests(rows: Sequence[m.VariantReport]) -> list[m.AbTest]:
                 metric="accuracy",
                 difference=round(difference, 6),
                 p_value=round(p_value, 6),
-                significant=p_value < 0.05,
+                significant=p_value < 0.05 and min(n1, n2) >= MIN_LABELLED,
             )
         )
     return out
@@ -566,5 +601,9 @@ def refresh_gauges(rt: Runtime) -> None:
                 continue
             try:
                 measure_drift(rt, deployment)
-            except ApiError:  # a variant without a registered version yet: nothing to measure
-                continue
+            except Exception:  # one deployment's trouble (no version yet, a missing artifact) must not stop a scrape
+                import logging
+
+                logging.getLogger("nebula.runtime").warning(
+                    "drift of %s/%s not measured", deployment.project, deployment.name, exc_info=True
+                )

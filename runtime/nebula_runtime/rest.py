@@ -356,6 +356,7 @@ def get_deployment(rt: Runtime, principal: Principal, project: str, deployment: 
     "/deployments/{deployment}/predict",
     summary="Predict with a deployment (A/B routed)",
     permission="predictions:predict",
+    deferred=True,  # on the deployment's project, once the name is found (keys may be project-scoped)
     tag="predictions",
     body=m.PredictRequest,
     response=m.PredictResponse,
@@ -389,6 +390,7 @@ def predict_in_project(
     "/deployments/{deployment}/feedback",
     summary="Record true outcomes of predictions",
     permission="predictions:predict",
+    deferred=True,  # on the deployment's project, once the name is found (keys may be project-scoped)
     tag="predictions",
     body=m.FeedbackRequest,
     response=m.FeedbackResponse,
@@ -420,6 +422,7 @@ def feedback_in_project(
     "/deployments/{deployment}/report",
     summary="A/B report: per-variant requests, accuracy, latency and a significance test",
     permission="deployments:read",
+    deferred=True,  # on the deployment's project, once the name is found (keys may be project-scoped)
     tag="predictions",
     query=m.ReportQuery,
     response=m.AbReport,
@@ -450,6 +453,7 @@ def report_in_project(
     "/deployments/{deployment}/drift",
     summary="Input drift per variant and feature over the deployment's window",
     permission="deployments:read",
+    deferred=True,  # on the deployment's project, once the name is found (keys may be project-scoped)
     tag="predictions",
     response=m.DriftOut,
     errors=(409,),

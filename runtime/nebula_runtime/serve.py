@@ -2,8 +2,8 @@
 
 What the compiled Deployments run, one variant per Deployment. It loads the model
 version the variant serves from the artifact store (a version number, or an alias
-resolved through the registry's pointer files, or through the state store when
-DATABASE_URL is set), and serves:
+resolved through the registry's pointer files; an alias is looked up again every
+minute, so a promotion reaches running servers without a rollout), and serves:
 
 - `POST /predict` (`{"inputs": [...]}` or `{"input": {...}}`) with the same
   answers as the runtime's predict endpoint;
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 import threading
@@ -50,6 +51,7 @@ from nebula_runtime.ml.registry import resolve
 from nebula_runtime.ml.serving import InputError, Loaded, load
 
 DRIFT_EVERY_SECONDS = 30.0
+RELOAD_SECONDS = 60.0
 
 
 class ServerError(RuntimeError):
@@ -64,8 +66,15 @@ def _error(status: int, code: str, message: str, details: Any = None) -> Respons
     return _json(status, {"error": {"code": code, "message": message, "details": details}})
 
 
-def create_server(model: Loaded, deployment: str, variant: str, monitoring: Mapping[str, Any]) -> Flask:
-    """A Flask app serving one loaded model version."""
+def create_server(
+    model: Loaded,
+    deployment: str,
+    variant: str,
+    monitoring: Mapping[str, Any],
+    reload: Callable[[Loaded], Loaded] | None = None,
+) -> Flask:
+    """A Flask app serving one loaded model version; with `reload`, the version an alias names now, checked every
+    RELOAD_SECONDS (the drift window starts over when the version changes)."""
     registry = CollectorRegistry()
     ProcessCollector(registry=registry)  # process_cpu_seconds_total, process_resident_memory_bytes
     requests_total = Counter(
@@ -89,8 +98,29 @@ def create_server(model: Loaded, deployment: str, variant: str, monitoring: Mapp
     )
     last_drift = [0.0]
     lock = threading.Lock()
+    state: dict[str, Any] = {"model": model, "checked": time.monotonic()}
+
+    def model_now() -> Loaded:
+        served: Loaded = state["model"]
+        if reload is None:
+            return served
+        with lock:
+            if time.monotonic() - state["checked"] < RELOAD_SECONDS:
+                return served
+            state["checked"] = time.monotonic()
+        try:
+            fresh = reload(served)
+        except Exception:  # the store is unreachable for a moment: keep serving what is loaded
+            logging.getLogger("nebula.serve").warning("could not look up the served version", exc_info=True)
+            return served
+        if fresh.version != served.version:
+            with lock:
+                state["model"] = fresh
+                window.clear()
+        return fresh
 
     def refresh_drift(force: bool = False) -> dict[str, Any] | None:
+        model = model_now()
         if not model.profile or not settings:
             return None
         with lock:
@@ -118,10 +148,12 @@ def create_server(model: Loaded, deployment: str, variant: str, monitoring: Mapp
 
     @app.get("/readyz")
     def readyz() -> Response:
+        model = model_now()
         return _json(200, {"status": "ready", "model": model.model, "version": model.version})
 
     @app.get("/metadata")
     def metadata() -> Response:
+        model = model_now()
         return _json(
             200,
             {
@@ -148,15 +180,21 @@ def create_server(model: Loaded, deployment: str, variant: str, monitoring: Mapp
         if not isinstance(rows, list):
             requests_total.labels(deployment, variant, "400").inc()
             return _error(400, "bad_request", "`inputs` must be a list of rows")
+        current = model_now()
         try:
-            outputs = model.predict(rows)
+            outputs = current.predict(rows)
         except InputError as err:
             requests_total.labels(deployment, variant, "422").inc()
             return _error(422, "invalid_input", str(err), err.details)
+        except Exception:  # counted, so the compiled error-rate alerts see it; Flask answers 500
+            requests_total.labels(deployment, variant, "500").inc()
+            raise
         window.extend(rows)
         requests_total.labels(deployment, variant, "200").inc()
         duration.labels(deployment, variant).observe(time.perf_counter() - started)
-        return _json(200, {"model": model.model, "version": model.version, "variant": variant, "predictions": outputs})
+        return _json(
+            200, {"model": current.model, "version": current.version, "variant": variant, "predictions": outputs}
+        )
 
     @app.get("/drift")
     def drift() -> Response:
@@ -210,7 +248,18 @@ def build(args: argparse.Namespace, environ: Mapping[str, str]) -> tuple[Flask, 
         model = load(artifacts, folder, found["project"], found["model"], number)
     except ArtifactError as err:
         raise ServerError(str(err)) from None
-    return create_server(model, found["deployment"], found["variant"], found["monitoring"]), found
+
+    def reload(current: Loaded) -> Loaded:
+        number, folder = resolve(artifacts, found["environment"], found["project"], found["model"], found["version"])
+        return (
+            current if number == current.version else load(artifacts, folder, found["project"], found["model"], number)
+        )
+
+    pinned = str(found["version"]).isdigit()  # a version number never changes; an alias may move
+    server = create_server(
+        model, found["deployment"], found["variant"], found["monitoring"], None if pinned else reload
+    )
+    return server, found
 
 
 def parser() -> argparse.ArgumentParser:

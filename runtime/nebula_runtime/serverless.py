@@ -19,6 +19,7 @@ import json
 import os
 import secrets
 import threading
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -26,7 +27,9 @@ from nebula_runtime.ml.artifacts import ArtifactError, ArtifactStore
 from nebula_runtime.ml.registry import resolve
 from nebula_runtime.ml.serving import InputError, Loaded, load
 
-_loaded: dict[tuple[str, ...], Loaded] = {}
+_loaded: dict[tuple[str, ...], tuple[float, Loaded]] = {}
+ALIAS_SECONDS = 60.0
+"""A version named by an alias is looked up again after this long, so a promotion reaches warm containers."""
 _lock = threading.Lock()
 
 
@@ -47,14 +50,15 @@ def _variants(environ: Mapping[str, str]) -> dict[str, dict[str, Any]]:
     return live
 
 
-def choose(variants: Mapping[str, Mapping[str, Any]], key: str | None, deployment: str) -> str:
-    """The same rule as the runtime: weights, sticky for a key."""
+def choose(variants: Mapping[str, Mapping[str, Any]], key: str | None, deployment: str, project: str = "") -> str:
+    """The same rule as the runtime (predictions.choose): weights over the variants in name order, sticky for a key
+    by a hash of project/deployment/key."""
     names = sorted(variants)
     total = sum(int(variants[n]["weight"]) for n in names)
     if key is None:
         point = secrets.randbelow(total * 100) / 100
     else:
-        digest = hashlib.sha256(f"{deployment}/{key}".encode()).digest()
+        digest = hashlib.sha256(f"{project}/{deployment}/{key}".encode()).digest()
         point = int.from_bytes(digest[:8], "big") % (total * 100) / 100
     for name in names:
         weight = int(variants[name]["weight"])
@@ -72,10 +76,11 @@ def _model(environ: Mapping[str, str], spec: Mapping[str, Any]) -> Loaded:
         str(spec.get("model")),
         str(spec.get("version")),
     )
+    pinned = str(spec.get("version")).isdigit()
     with _lock:
         found = _loaded.get(cache_key)
-    if found is not None:
-        return found
+    if found is not None and (pinned or time.monotonic() - found[0] < ALIAS_SECONDS):
+        return found[1]
     store = ArtifactStore(environ.get("NEBULA_ARTIFACTS") or ".nebula/artifacts")
     project = environ.get("NEBULA_PROJECT") or ""
     try:
@@ -86,11 +91,14 @@ def _model(environ: Mapping[str, str], spec: Mapping[str, Any]) -> Loaded:
             str(spec["model"]),
             spec.get("version", "champion"),
         )
-        model = load(store, folder, project, str(spec["model"]), number)
+        unchanged = found is not None and found[1].version == number
+        model = (
+            found[1] if found is not None and unchanged else load(store, folder, project, str(spec["model"]), number)
+        )
     except ArtifactError as err:
         raise HandlerError(503, str(err)) from None
     with _lock:
-        _loaded[cache_key] = model
+        _loaded[cache_key] = (time.monotonic(), model)
     return model
 
 
@@ -103,7 +111,7 @@ def predict(body: Any, environ: Mapping[str, str]) -> dict[str, Any]:
     key = body.get("key")
     variants = _variants(environ)
     deployment = environ.get("NEBULA_DEPLOYMENT") or "function"
-    variant = choose(variants, str(key) if key is not None else None, deployment)
+    variant = choose(variants, str(key) if key is not None else None, deployment, environ.get("NEBULA_PROJECT") or "")
     model = _model(environ, variants[variant])
     try:
         outputs = model.predict(rows)

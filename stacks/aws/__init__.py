@@ -12,8 +12,9 @@ def main() -> None:
     """The program: the manifest comes from stack config (`nebula-aws:manifest`, written by `nebula compile`)."""
     config = pulumi.Config()
     path = config.require("manifest")
+    cidrs = tuple(config.get_object("publicApiCidrs") or ())
     try:
-        found = load(path)
+        found = load(path, cidrs)
     except PlanError as err:
         raise pulumi.RunError(str(err)) from None
     from stacks.aws.components import build

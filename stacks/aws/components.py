@@ -27,11 +27,61 @@ PRIVATE_CIDRS = ("10.40.128.0/19", "10.40.160.0/19")
 EKS_VERSION = "1.33"
 POSTGRES_VERSION = "16"
 SERVICE_ACCOUNT = "nebula-workload"
+SERVING_ACCOUNT = "nebula-serving"
 TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
 
 
 def _policy(statements: list[dict[str, Any]]) -> str:
     return json.dumps({"Version": "2012-10-17", "Statement": statements}, sort_keys=True)
+
+
+def allow(
+    name: str,
+    group: pulumi.Input[str],
+    source: pulumi.Input[str],
+    low: int,
+    high: int,
+    why: str,
+    opts: pulumi.ResourceOptions,
+) -> aws.ec2.SecurityGroupRule:
+    """One ingress rule: TCP low..high into `group` from members of `source` only."""
+    return aws.ec2.SecurityGroupRule(
+        name,
+        type="ingress",
+        protocol="tcp",
+        from_port=low,
+        to_port=high,
+        security_group_id=group,
+        source_security_group_id=source,
+        description=why,
+        opts=opts,
+    )
+
+
+def _key_policy(account: str, region: str) -> str:
+    """The account administers and uses the key through IAM (the default); CloudWatch Logs may use it for this
+    account's log groups, which it needs to encrypt the Lambda functions' logs."""
+    return _policy(
+        [
+            {
+                "Sid": "Account",
+                "Effect": "Allow",
+                "Principal": {"AWS": f"arn:aws:iam::{account}:root"},
+                "Action": "kms:*",
+                "Resource": "*",
+            },
+            {
+                "Sid": "Logs",
+                "Effect": "Allow",
+                "Principal": {"Service": f"logs.{region}.amazonaws.com"},
+                "Action": ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
+                "Resource": "*",
+                "Condition": {
+                    "ArnLike": {"kms:EncryptionContext:aws:logs:arn": f"arn:aws:logs:{region}:{account}:log-group:*"}
+                },
+            },
+        ]
+    )
 
 
 def _issuer(identities: Any) -> str:
@@ -50,6 +100,22 @@ def _web_identity(values: list[str], subject: str) -> str:
                 "Action": "sts:AssumeRoleWithWebIdentity",
                 "Condition": {"StringEquals": {f"{host}:sub": subject, f"{host}:aud": "sts.amazonaws.com"}},
             }
+        ]
+    )
+
+
+def _read_policy(arns: list[str], prefixes: list[str]) -> str:
+    """Read-only: the objects under `prefixes` of the artifact bucket, and decryption with the key."""
+    artifacts, key = arns
+    return _policy(
+        [
+            {
+                "Sid": "Models",
+                "Effect": "Allow",
+                "Action": "s3:GetObject",
+                "Resource": [f"{artifacts}/{p}*" for p in prefixes],
+            },
+            {"Sid": "Key", "Effect": "Allow", "Action": "kms:Decrypt", "Resource": key},
         ]
     )
 
@@ -202,20 +268,12 @@ class Network(pulumi.ComponentResource):
         self.database = aws.ec2.SecurityGroup(
             f"{name}-db",
             vpc_id=self.vpc.id,
-            description="Nebula state store: PostgreSQL from the nodes only",
-            ingress=[
-                {
-                    "protocol": "tcp",
-                    "from_port": 5432,
-                    "to_port": 5432,
-                    "security_groups": [self.nodes.id],
-                    "description": "postgres from nodes",
-                }
-            ],
+            description="Nebula state store: PostgreSQL from the cluster only",
             egress=[],
             tags=tags,
             opts=child,
-        )
+        )  # its ingress rules are separate resources: one here, one once the cluster (and its group) exists
+        allow(f"{name}-db-from-nodes", self.database.id, self.nodes.id, 5432, 5432, "postgres from nodes", child)
         self.register_outputs({"vpc_id": self.vpc.id})
 
 
@@ -225,9 +283,11 @@ class Data(pulumi.ComponentResource):
     def __init__(self, name: str, plan: Plan, tags: dict[str, str], opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("nebula:aws:Data", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
+        account = plan.account_id or aws.get_caller_identity_output().account_id
         self.key = aws.kms.Key(
             f"{name}-key",
             description=f"Nebula {plan.prefix}: data, artifacts, images, state, logs",
+            policy=pulumi.Output.from_input(account).apply(functools.partial(_key_policy, region=plan.region)),
             enable_key_rotation=True,
             deletion_window_in_days=plan.sizes.kms_deletion_days,
             tags=tags,
@@ -235,7 +295,10 @@ class Data(pulumi.ComponentResource):
         )
         aws.kms.Alias(f"{name}-key", name=f"alias/{plan.prefix}", target_key_id=self.key.key_id, opts=child)
         self.buckets: dict[str, aws.s3.Bucket] = {}
-        for role, bucket_name in (("datasets", plan.datasets_bucket), ("artifacts", plan.artifacts_bucket)):
+        owned = [("datasets", plan.datasets_bucket)]
+        if plan.owns_artifacts:
+            owned.append(("artifacts", plan.artifacts_bucket))
+        for role, bucket_name in owned:
             bucket = aws.s3.Bucket(
                 f"{name}-{role}", bucket=bucket_name, force_destroy=not plan.production, tags=tags, opts=child
             )
@@ -288,6 +351,12 @@ class Data(pulumi.ComponentResource):
                 opts=child,
             )
             self.buckets[role] = bucket
+        # a bucket that every environment of the platform shares is the production stack's; others only use it
+        self.artifacts_arn: pulumi.Output[str] = (
+            self.buckets["artifacts"].arn
+            if plan.owns_artifacts
+            else pulumi.Output.from_input(f"arn:aws:s3:::{plan.artifacts_bucket}")
+        )
         self.register_outputs({"key": self.key.arn})
 
 
@@ -367,7 +436,8 @@ class Compute(pulumi.ComponentResource):
                 "subnet_ids": private,
                 "security_group_ids": [network.nodes.id],
                 "endpoint_private_access": True,
-                "endpoint_public_access": plan.sizes.public_api_endpoint,
+                "endpoint_public_access": bool(plan.public_api_cidrs),
+                "public_access_cidrs": list(plan.public_api_cidrs) or None,
             },
             encryption_config={"resources": ["secrets"], "provider": {"key_arn": key.arn}},
             access_config={"authentication_mode": "API"},
@@ -426,31 +496,38 @@ class Identity(pulumi.ComponentResource):
         super().__init__("nebula:aws:Identity", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         self.roles: dict[str, aws.iam.Role] = {}
-        artifacts = data.buckets["artifacts"].arn
+        self.serving_roles: dict[str, aws.iam.Role] = {}
+        artifacts = data.artifacts_arn
         datasets = data.buckets["datasets"].arn
         base = f"{plan.artifacts_prefix}/" if plan.artifacts_prefix else ""
+        env = plan.environment
         for project in plan.projects:
-            subject = f"system:serviceaccount:{project.namespace}:{SERVICE_ACCOUNT}"
-            trust = pulumi.Output.all(compute.oidc.arn, compute.issuer).apply(
-                functools.partial(_web_identity, subject=subject)
-            )
-            role = aws.iam.Role(
-                f"{name}-{project.name}",
-                name=plan.role_name(project.name),
-                assume_role_policy=trust,
-                tags={**tags, "nebula/project": project.name},
-                opts=child,
-            )
-            prefixes = [
-                f"{base}runs/{project.name}/",
-                f"{base}registry/{plan.environment}/{project.name}/",
-                f"{base}files/md5/",  # content-addressed and never replaced: shared by every project
-            ]
-            policy = pulumi.Output.all(artifacts, datasets, data.key.arn).apply(
-                functools.partial(_project_policy, project=project.name, prefixes=prefixes)
-            )
-            aws.iam.RolePolicy(f"{name}-{project.name}", role=role.id, policy=policy, opts=child)
-            self.roles[project.name] = role
+            models = [f"{base}runs/{env}/{project.name}/", f"{base}registry/{env}/{project.name}/"]
+            for serving in (False, True):
+                account = SERVING_ACCOUNT if serving else SERVICE_ACCOUNT
+                trust = pulumi.Output.all(compute.oidc.arn, compute.issuer).apply(
+                    functools.partial(_web_identity, subject=f"system:serviceaccount:{project.namespace}:{account}")
+                )
+                suffix = "-serving" if serving else ""
+                role = aws.iam.Role(
+                    f"{name}-{project.name}{suffix}",
+                    name=plan.role_name(project.name, serving),
+                    assume_role_policy=trust,
+                    tags={**tags, "nebula/project": project.name},
+                    opts=child,
+                )
+                if serving:  # model servers only read their environment's registered models
+                    policy = pulumi.Output.all(artifacts, data.key.arn).apply(
+                        functools.partial(_read_policy, prefixes=models)
+                    )
+                    self.serving_roles[project.name] = role
+                else:  # jobs write runs, versions and content-addressed data
+                    prefixes = [*models, f"{base}files/md5/"]  # files/md5: content-addressed, shared, never replaced
+                    policy = pulumi.Output.all(artifacts, datasets, data.key.arn).apply(
+                        functools.partial(_project_policy, project=project.name, prefixes=prefixes)
+                    )
+                    self.roles[project.name] = role
+                aws.iam.RolePolicy(f"{name}-{project.name}{suffix}", role=role.id, policy=policy, opts=child)
         self.register_outputs({})
 
 
@@ -642,7 +719,7 @@ class Serverless(pulumi.ComponentResource):
             tags={**tags, "nebula/project": function.project},
             opts=child,
         )
-        policy = pulumi.Output.all(logs.arn, data.buckets["artifacts"].arn, data.key.arn).apply(
+        policy = pulumi.Output.all(logs.arn, data.artifacts_arn, data.key.arn).apply(
             lambda arns: _policy(
                 [
                     {
@@ -656,7 +733,7 @@ class Serverless(pulumi.ComponentResource):
                         "Effect": "Allow",
                         "Action": "s3:GetObject",
                         "Resource": [
-                            f"{arns[1]}/{base}runs/{function.project}/*",
+                            f"{arns[1]}/{base}runs/{plan.environment}/{function.project}/*",
                             f"{arns[1]}/{base}registry/{plan.environment}/{function.project}/*",
                         ],
                     },
@@ -665,6 +742,12 @@ class Serverless(pulumi.ComponentResource):
             )
         )
         aws.iam.RolePolicy(f"{name}-{function.name}", role=role.id, policy=policy, opts=child)
+        aws.iam.RolePolicyAttachment(  # tracing is on; X-Ray takes segments only through this AWS-managed policy
+            f"{name}-{function.name}-xray",
+            role=role.name,
+            policy_arn="arn:aws:iam::aws:policy/AWSXRayDaemonWriteAccess",
+            opts=child,
+        )
         variables = {
             **function.variables,
             "NEBULA_VARIANTS": json.dumps(function.variants, sort_keys=True),
@@ -699,11 +782,22 @@ def build(plan: Plan) -> dict[str, Any]:
     compute = Compute("compute", plan, network, data.key, tags)
     identity = Identity("identity", plan, compute, data, tags)
     state = State("state", plan, network, data.key, tags)
+    # managed node groups put pods in the cluster's own security group: let it reach the state store
+    pods = compute.cluster.vpc_config.apply(lambda c: str(c.cluster_security_group_id))
+    allow(
+        "state-from-pods",
+        network.database.id,
+        pods,
+        5432,
+        5432,
+        "postgres from the cluster's pods",
+        pulumi.ResourceOptions(),
+    )
     outputs: dict[str, Any] = {
         "vpc_id": network.vpc.id,
         "cluster_name": compute.cluster.name,
         "cluster_endpoint": compute.cluster.endpoint,
-        "artifacts_bucket": data.buckets["artifacts"].bucket,
+        "artifacts_bucket": plan.artifacts_bucket,
         "datasets_bucket": data.buckets["datasets"].bucket,
         "kms_key_arn": data.key.arn,
         "repositories": {name: repo.repository_url for name, repo in registry.repositories.items()},
@@ -713,7 +807,9 @@ def build(plan: Plan) -> dict[str, Any]:
     }
     if plan.zone:
         edge = Edge("edge", plan, network, tags)
+        allow("pods-from-lb", pods, network.balancer.id, 80, 65535, "from the load balancer", pulumi.ResourceOptions())
         outputs["load_balancer"] = edge.balancer.dns_name
+        outputs["gateway_target_group"] = edge.target_group.arn  # bind it to the gateway's pods (TargetGroupBinding)
         outputs["api_url"] = f"https://api.{plan.zone}"
     if plan.functions:
         serverless = Serverless("serverless", plan, data, tags)

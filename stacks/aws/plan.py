@@ -8,7 +8,7 @@ testable without an engine.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,6 @@ class Sizes:
     deletion_protection: bool
     log_retention_days: int
     kms_deletion_days: int
-    public_api_endpoint: bool
 
 
 PRODUCTION = Sizes(
@@ -49,7 +48,6 @@ PRODUCTION = Sizes(
     deletion_protection=True,
     log_retention_days=90,
     kms_deletion_days=30,
-    public_api_endpoint=False,
 )
 DEVELOPMENT = Sizes(
     nat_gateways=1,
@@ -64,7 +62,6 @@ DEVELOPMENT = Sizes(
     deletion_protection=False,
     log_retention_days=14,
     kms_deletion_days=7,
-    public_api_endpoint=True,
 )
 
 
@@ -105,15 +102,21 @@ class Plan:
     datasets_bucket: str
     projects: tuple[Project, ...]
     functions: tuple[Function, ...] = field(default=())
+    owns_artifacts: bool = True
+    """False when platform.artifacts names a bucket every environment shares and this one is not production:
+    the production stack owns it, the others only use it."""
+    public_api_cidrs: tuple[str, ...] = ()
+    """Who may reach the EKS API from the internet (stack config nebula-aws:publicApiCidrs); none: private only."""
 
     @property
     def prefix(self) -> str:
         """`<platform>-<environment>`: the start of every name, as the compiled objects expect (IRSA roles)."""
         return f"{self.platform}-{self.environment}"
 
-    def role_name(self, project: str) -> str:
-        """The IAM role a project's workloads assume; the compiled service accounts carry this ARN."""
-        return f"{self.prefix}-{project}"
+    def role_name(self, project: str, serving: bool = False) -> str:
+        """The IAM role a project's jobs (or, read-only, its model servers) assume; the compiled service accounts
+        carry these ARNs."""
+        return f"{self.prefix}-{project}{'-serving' if serving else ''}"
 
 
 def _repository(image: str) -> str:
@@ -145,7 +148,8 @@ def plan(manifest: dict[str, Any], serverless: list[dict[str, Any]] | None = Non
         )
     name = str(platform.get("name") or "nebula")
     artifacts = str(platform.get("artifacts") or "")
-    if artifacts.startswith("s3://"):
+    shared = artifacts.startswith("s3://")
+    if shared:
         bucket, _, prefix = artifacts[len("s3://") :].partition("/")
     else:
         bucket, prefix = f"{name}-{environment}-artifacts", ""
@@ -196,10 +200,11 @@ def plan(manifest: dict[str, Any], serverless: list[dict[str, Any]] | None = Non
         datasets_bucket=f"{name}-{environment}-datasets",
         projects=tuple(projects),
         functions=tuple(functions),
+        owns_artifacts=not shared or production,
     )
 
 
-def load(manifest_path: str | Path) -> Plan:
+def load(manifest_path: str | Path, public_api_cidrs: tuple[str, ...] = ()) -> Plan:
     """The plan of a compiled environment: its manifest.json and the serverless/*.json beside it."""
     path = Path(manifest_path)
     try:
@@ -209,4 +214,4 @@ def load(manifest_path: str | Path) -> Plan:
     serverless = [
         json.loads(p.read_text(encoding="utf-8")) for p in sorted((path.parent / "serverless").glob("*.json"))
     ]
-    return plan(manifest, serverless)
+    return replace(plan(manifest, serverless), public_api_cidrs=tuple(public_api_cidrs))

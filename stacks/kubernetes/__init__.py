@@ -65,6 +65,15 @@ def read(folder: str | Path) -> Objects:
     return Objects(tuple(cluster), {k: tuple(v) for k, v in sorted(projects.items())})
 
 
+def _no_wait(document: dict[str, Any]) -> dict[str, Any]:
+    """A Job trains for as long as it trains (and may fail its gates): `pulumi up` must not wait on it."""
+    if document["kind"] not in ("Job", "CronJob"):
+        return document
+    metadata = dict(document.get("metadata") or {})
+    metadata["annotations"] = {**(metadata.get("annotations") or {}), "pulumi.com/skipAwait": "true"}
+    return {**document, "metadata": metadata}
+
+
 def build(objects: Objects, kubeconfig: Any = None, context: str | None = None) -> dict[str, Any]:
     """Declare the rollout: one provider, the cluster-scoped objects, then one group per project after them."""
     import pulumi_kubernetes as k8s
@@ -84,7 +93,7 @@ def build(objects: Objects, kubeconfig: Any = None, context: str | None = None) 
         groups.append(
             k8s.yaml.v2.ConfigGroup(
                 f"project-{project}",
-                objs=list(items),
+                objs=[_no_wait(o) for o in items],
                 opts=pulumi.ResourceOptions(provider=provider, depends_on=[cluster]),
             )
         )

@@ -223,3 +223,32 @@ def test_nebula_run_explains_its_mistakes(tmp_path: Path, capsys: pytest.Capture
     assert "has no model 'churn-xl'; it has: churn-lr, churn-perfect, churn-tree" in capsys.readouterr().err
     assert main(["run", "churn", config, "--data", "orders=x.csv"]) == 1
     assert "has no dataset 'orders'" in capsys.readouterr().err
+
+
+def test_concurrent_registrations_each_get_their_own_version(database: str, tmp_path: Path) -> None:
+    """The training Job, a retraining CronJob and `nebula run` may register at the same moment."""
+    import threading
+
+    from nebula_runtime.ml import train as trainstage
+    from nebula_runtime.ml.registry import resolve
+    from nebula_runtime.ml.workspace import opened
+
+    with opened(compiled(CONFIG), database_url=database, artifacts=str(tmp_path / "a"), root=ROOT) as ws:
+        pipeline.ingest(ws, "churn", "customers")
+        outcomes = [trainstage.train(ws, "churn", "churn-tree") for _ in range(4)]
+        numbers: list[int | None] = []
+        errors: list[BaseException] = []
+
+        def register(outcome: trainstage.Outcome) -> None:
+            try:
+                numbers.append(trainstage.register(ws, "churn", "churn-tree", outcome))
+            except BaseException as err:  # collected, then reported by the assertion below
+                errors.append(err)
+
+        threads = [threading.Thread(target=register, args=(o,)) for o in outcomes]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert not errors and sorted(n for n in numbers if n is not None) == [1, 2, 3, 4]
+        assert resolve(ws.artifacts, "dev", "churn", "churn-tree", "latest")[0] == 4

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import random
+import time
 from collections import Counter
 
 import pandas as pd
 import pytest
 
 from nebula_runtime import jobs
+from nebula_runtime.ml import pipeline
 from tests.ml.conftest import ROOT, Served
 
 ROW = {
@@ -172,3 +174,43 @@ def test_retraining_on_drift_runs_only_when_a_deployment_drifted(served: Served)
     assert any("registered version 2" in line for line in said), said
     model = served.get("/v1/projects/churn/models/churn-lr").get_json()
     assert model["aliases"]["champion"] == 2
+
+
+def test_a_project_scoped_key_predicts_through_the_global_route(served: Served) -> None:
+    from nebula_compile.state import Store
+    from nebula_runtime.services import create_key
+
+    store = Store.open(served.platform.url)
+    try:
+        scoped = create_key(store, role="client", name="churn-only", projects=["churn"], created_by="test").key
+    finally:
+        store.close()
+    answer = served.client.post("/v1/deployments/churn-api/predict", headers={"X-API-Key": scoped}, json={"input": ROW})
+    assert answer.status_code == 200, answer.get_json()
+
+
+def test_numbers_too_large_for_a_float_are_a_422(served: Served) -> None:
+    answer = served.post("/v1/deployments/churn-api/predict", json={"input": {**ROW, "tenure_months": 10**400}})
+    assert answer.status_code == 422 and answer.get_json()["error"]["details"][0]["column"] == "tenure_months"
+
+
+def test_the_report_counts_only_the_version_each_variant_serves_now(served: Served) -> None:
+    for _ in range(5):
+        served.post("/v1/deployments/churn-api/predict", json={"input": ROW})
+    before = {
+        v["variant"]: v["requests"] for v in served.get("/v1/deployments/churn-api/report").get_json()["variants"]
+    }
+    assert sum(before.values()) == 5
+    moved = served.client.put(
+        "/v1/projects/churn/models/churn-lr/aliases/champion",
+        headers={"X-API-Key": served.keys["admin"]},
+        json={"version": 1},
+    )
+    assert moved.status_code == 200
+    with served.platform.workspace() as ws:
+        ws.root = ROOT
+        pipeline.run_project(ws, "churn", ["churn-lr"])  # version 2; dev moves the champion alias to it
+    time.sleep(1.1)  # the runtime re-reads aliases within a second
+    after = {v["variant"]: v for v in served.get("/v1/deployments/churn-api/report").get_json()["variants"]}
+    assert after["champion"]["version"] == 2 and after["champion"]["requests"] == 0
+    assert after["challenger"]["requests"] == before.get("challenger", 0)

@@ -15,6 +15,7 @@ from sqlalchemy import select
 from nebula_compile.state.schema import RunMetric, TrainingRun
 from nebula_runtime.ml import pipeline
 from nebula_runtime.ml.serving import load
+from nebula_runtime.ml.train import train
 from nebula_runtime.ml.workspace import StageError
 from tests.ml.conftest import Platform, make_platform
 
@@ -255,3 +256,46 @@ def test_a_missing_data_file_stops_with_its_path(tmp_path: Path) -> None:
         ws.root = tmp_path
         with pytest.raises(StageError, match=r"nowhere\.csv"):
             pipeline.run_project(ws, "lab")
+
+
+def test_a_pinned_dataset_version_is_what_trains(tmp_path: Path) -> None:
+    write_data(tmp_path)
+    platform = one_model(tmp_path)
+    with platform.workspace() as ws:
+        ws.root = tmp_path
+        first = pipeline.ingest(ws, "lab", "classes")
+        changed = tmp_path / "more.csv"
+        changed.write_text((tmp_path / "classes.csv").read_text() + "0,0,0,0,0,0,yes\n")
+        pipeline.ingest(ws, "lab", "classes", file=changed)
+    text = (
+        (tmp_path / "nebula.yaml")
+        .read_text()
+        .replace("{source: {path: classes.csv}}", '{source: {path: classes.csv}, version: "1"}')
+    )
+    (tmp_path / "nebula.yaml").write_text(text)
+    pinned = make_platform(tmp_path, tmp_path / "nebula.yaml", train=False)  # same store, the pin applied
+    with pinned.workspace() as ws:
+        ws.root = tmp_path
+        outcome = train(ws, "lab", "m")
+    assert outcome.dataset_version_id == first.data_id
+
+
+def test_one_failing_model_stops_only_itself(tmp_path: Path) -> None:
+    """A derived feature that divides by zero leaves missing values a linear model refuses: that model fails,
+    with its reason; the project's other model still trains and registers."""
+    frame = pd.DataFrame({"a": [1.0, 2.0, 3.0, 4.0] * 10, "b": [0.0, 1.0, 2.0, 3.0] * 10, "y": ["p", "q"] * 20})
+    frame.to_csv(tmp_path / "rows.csv", index=False)
+    (tmp_path / "nebula.yaml").write_text(
+        "version: 1\nprojects:\n  lab:\n    datasets:\n      rows: {source: {path: rows.csv}}\n"
+        "    preprocessing:\n      ratio:\n        input: rows\n        features: {r: a / b}\n"
+        "    models:\n      linear:\n        algorithm: logistic_regression\n        dataset: ratio\n        target: y\n"
+        "      tree:\n        task: classification\n        algorithm: decision_tree\n        dataset: rows\n"
+        "        target: y\n"
+    )
+    platform = make_platform(tmp_path, tmp_path / "nebula.yaml", train=False)
+    with platform.workspace() as ws:
+        ws.root = tmp_path
+        summary = pipeline.run_project(ws, "lab")
+    results = {m.model: m for m in summary.models}
+    assert results["linear"].version is None and "NaN" in str(results["linear"].error)
+    assert results["tree"].version == 1

@@ -103,6 +103,10 @@ def test_every_api_route_declares_its_permission(rt: Rt) -> None:
 
     undeclared = [r.path for r in api.routes if r.permission is None]
     assert undeclared == ["/me"]  # /me tells a caller who they are; any valid credential may ask
+    deferred = sorted(r.path for r in api.routes if r.deferred)  # checked on the project the view finds
+    assert deferred == sorted(
+        f"/deployments/{{deployment}}/{what}" for what in ("predict", "feedback", "report", "drift")
+    )
     document = rt.client.get("/v1/openapi.json").get_json()
     for path, operations in document["paths"].items():
         for operation in operations.values():

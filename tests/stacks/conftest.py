@@ -45,6 +45,7 @@ class Recorder(pulumi.runtime.Mocks):
             state["keyId"] = f"key-{name}"
         elif args.typ == "aws:eks/cluster:Cluster":
             state["identities"] = [{"oidcs": [{"issuer": "https://oidc.eks.eu-west-1.amazonaws.com/id/ABC"}]}]
+            state["vpcConfig"] = {**args.inputs["vpcConfig"], "clusterSecurityGroupId": "sg-cluster"}
             state["endpoint"] = "https://ABC.eks.amazonaws.com"
         elif args.typ == "aws:rds/instance:Instance":
             state["endpoint"] = f"{args.inputs['identifier']}.rds.amazonaws.com:5432"
@@ -67,6 +68,8 @@ class Recorder(pulumi.runtime.Mocks):
     def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:
         if args.token == "aws:index/getAvailabilityZones:getAvailabilityZones":
             return {"names": ["eu-west-1a", "eu-west-1b", "eu-west-1c"], "zoneIds": ["a", "b", "c"], "id": "azs"}
+        if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
+            return {"accountId": "210987654321", "arn": "arn:aws:iam::210987654321:user/ci", "userId": "AID", "id": "x"}
         if args.token == "aws:route53/getZone:getZone":
             return {"zoneId": "Z0ZONE", "name": args.args.get("name"), "id": "Z0ZONE"}
         raise AssertionError(f"the stack made an unexpected call: {args.token}")

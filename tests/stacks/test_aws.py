@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -42,7 +43,8 @@ def test_every_bucket_is_encrypted_versioned_private_and_tls_only(
 ) -> None:
     recorder, _, found = example
     buckets = {r.name: r.inputs["bucket"] for r in recorder.of("aws:s3/bucket:Bucket")}
-    assert set(buckets.values()) == {found.artifacts_bucket, found.datasets_bucket}
+    owned = {found.datasets_bucket} | ({found.artifacts_bucket} if found.owns_artifacts else set())
+    assert set(buckets.values()) == owned
     for name in buckets:
         [encryption] = [
             r
@@ -77,8 +79,12 @@ def test_the_database_is_private_encrypted_and_holds_no_password(example: tuple[
     [group] = recorder.of("aws:rds/subnetGroup:SubnetGroup")
     assert all("private" in subnet for subnet in group.inputs["subnetIds"])
     [security] = [r for r in recorder.of("aws:ec2/securityGroup:SecurityGroup") if r.name == "network-db"]
-    [rule] = security.inputs["ingress"]
-    assert rule["fromPort"] == rule["toPort"] == 5432 and "cidrBlocks" not in rule  # from the nodes' group only
+    assert "ingress" not in security.inputs  # its rules are separate resources, all from security groups
+    rules = [
+        r.inputs for r in recorder.of("aws:ec2/securityGroupRule:SecurityGroupRule") if r.inputs["fromPort"] == 5432
+    ]
+    assert {r["sourceSecurityGroupId"] for r in rules} == {"network-nodes-id", "sg-cluster"}
+    assert all(r["toPort"] == 5432 and "cidrBlocks" not in r and r["type"] == "ingress" for r in rules)
     assert outputs["state_secret_arn"].startswith("arn:aws:secretsmanager")
 
 
@@ -95,7 +101,27 @@ def test_images_are_scanned_and_their_tags_immutable(example: tuple[Recorder, di
 def test_project_roles_reach_only_their_own_data(example: tuple[Recorder, dict[str, Any], Any]) -> None:
     recorder, _, found = example
     roles = {r.name: r for r in recorder.of("aws:iam/role:Role") if r.name.startswith("identity-")}
-    assert {r.inputs["name"] for r in roles.values()} == {found.role_name(p.name) for p in found.projects}
+    expected = {found.role_name(p.name, serving) for p in found.projects for serving in (False, True)}
+    assert {r.inputs["name"] for r in roles.values()} == expected
+    for project in found.projects:  # model servers: read-only, their environment's models only
+        serving = roles[f"identity-{project.name}-serving"]
+        trust = json.loads(serving.inputs["assumeRolePolicy"])["Statement"][0]["Condition"]["StringEquals"]
+        assert [v for k, v in trust.items() if k.endswith(":sub")] == [
+            f"system:serviceaccount:{project.namespace}:nebula-serving"
+        ]
+        [policy] = [
+            r for r in recorder.of("aws:iam/rolePolicy:RolePolicy") if r.name == f"identity-{project.name}-serving"
+        ]
+        statements = json.loads(policy.inputs["policy"])["Statement"]
+        assert {a for s in statements for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])} == {
+            "s3:GetObject",
+            "kms:Decrypt",
+        }
+        models = next(s for s in statements if s["Sid"] == "Models")["Resource"]
+        assert all(
+            f"/runs/{found.environment}/{project.name}/" in r or f"/registry/{found.environment}/{project.name}/" in r
+            for r in models
+        )
     for project in found.projects:
         role = roles[f"identity-{project.name}"]
         trust = json.loads(role.inputs["assumeRolePolicy"])["Statement"][0]
@@ -134,7 +160,7 @@ def test_the_cluster_is_private_and_encrypted(example: tuple[Recorder, dict[str,
     assert cluster.inputs["vpcConfig"]["endpointPrivateAccess"] is True
     assert all("private" in s for s in cluster.inputs["vpcConfig"]["subnetIds"])
     assert cluster.inputs["encryptionConfig"]["resources"] == ["secrets"]
-    assert cluster.inputs["vpcConfig"]["endpointPublicAccess"] is (not found.production)
+    assert cluster.inputs["vpcConfig"]["endpointPublicAccess"] is False  # unless nebula-aws:publicApiCidrs says who
     assert recorder.of("aws:iam/openIdConnectProvider:OpenIdConnectProvider")[0].inputs["clientIdLists"] == [
         "sts.amazonaws.com"
     ]
@@ -197,7 +223,7 @@ def test_a_lambda_deployment_gets_its_function_role_and_log_group() -> None:
     [policy] = [r for r in recorder.of("aws:iam/rolePolicy:RolePolicy") if r.name.startswith("serverless-")]
     models = next(s for s in json.loads(policy.inputs["policy"])["Statement"] if s["Sid"] == "Models")
     assert models["Action"] == "s3:GetObject"
-    assert all("/churn/runs/churn/" in r or "/registry/prod/churn/" in r for r in models["Resource"])
+    assert all("/churn/runs/prod/churn/" in r or "/registry/prod/churn/" in r for r in models["Resource"])
     assert list(outputs["functions"]) == ["churn-prod-churn-churn-batch"]
 
 
@@ -222,3 +248,25 @@ def test_an_environment_without_aws_is_refused_with_a_reason() -> None:
     manifest, serverless, _ = compiled("nebula.yaml", "dev")
     with pytest.raises(PlanError, match="environment 'dev' has no AWS cloud"):
         plan(manifest, serverless)
+
+
+def test_a_shared_artifact_bucket_belongs_to_the_production_stack() -> None:
+    """multi-env's platform.artifacts names one bucket for every environment: staging uses it, prod declares it."""
+    prod, _, found = stack("examples/multi-env/nebula.yaml", "prod")
+    staging, staging_outputs, _ = stack("examples/multi-env/nebula.yaml", "staging")
+    declared = {r.inputs["bucket"] for r in prod.of("aws:s3/bucket:Bucket")}
+    assert found.artifacts_bucket in declared
+    assert found.artifacts_bucket not in {r.inputs["bucket"] for r in staging.of("aws:s3/bucket:Bucket")}
+    assert staging_outputs["artifacts_bucket"] == found.artifacts_bucket
+
+
+def test_the_cluster_api_is_public_only_for_the_addresses_config_names(tmp_path: Path) -> None:
+    from stacks.aws.plan import load
+
+    _, _, files = compiled("nebula.yaml", "prod")
+    (tmp_path / "manifest.json").write_text(files["manifest.json"])
+    found = load(tmp_path / "manifest.json", ("203.0.113.0/24",))
+    recorder, _ = run(build, found, stack="prod", project="nebula-aws")
+    [cluster] = recorder.of("aws:eks/cluster:Cluster")
+    assert cluster.inputs["vpcConfig"]["endpointPublicAccess"] is True
+    assert cluster.inputs["vpcConfig"]["publicAccessCidrs"] == ["203.0.113.0/24"]

@@ -46,6 +46,8 @@ def test_every_compiled_object_is_rolled_out_once_cluster_scoped_first(demo: Pat
     assert sorted(rolled) == sorted(written) and len(rolled) == len(set(rolled)) == outputs["objects"]
     assert all(ns for kind, ns, _ in rolled if kind not in ("Namespace", "ClusterRole", "ClusterRoleBinding"))
     assert outputs["namespaces"] == ["prod-churn", "prod-digits"]
+    jobs = [o for g in groups.values() for o in g.inputs["objs"] if o["kind"] in ("Job", "CronJob")]
+    assert jobs and all(o["metadata"]["annotations"]["pulumi.com/skipAwait"] == "true" for o in jobs)
 
 
 def test_a_kube_context_from_config_selects_the_cluster(demo: Path) -> None:

@@ -95,7 +95,7 @@ class ArtifactStore:
                 raise ArtifactError(f"artifact '{key}' is not in the store {self.location}")
             return path
         path = self.cache / key.strip("/")
-        if path.exists():
+        if path.exists() and "/aliases/" not in f"/{key}":  # everything else is written once; an alias moves
             return path
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")

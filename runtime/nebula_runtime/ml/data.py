@@ -211,12 +211,14 @@ def version_by_id(ws: Workspace, data_id: str) -> DataVersion:
 
 
 def training_frame(ws: Workspace, project: str, source: str) -> tuple[pd.DataFrame, DataVersion, dict[str, str]]:
-    """The rows a model trains on: the root dataset's latest version, typed, after the row work of its steps.
+    """The rows a model trains on: the root dataset's pinned version (`version:` in nebula.yaml) or its latest,
+    typed by the declared columns.
 
     Returns the rows, the version they came from and the kinds of the raw input columns.
     """
     root = ws.root_dataset(project, source)
-    row = latest_version(ws, project, root)
+    pinned = ws.spec("dataset", project, root).get("version")
+    row = _pinned(ws, project, root, str(pinned)) if pinned else latest_version(ws, project, root)
     if row is None:
         raise StageError(f"dataset '{root}' of project '{project}' has no version yet: run `nebula run {project}`")
     version = services._version_out(row, created=False)

@@ -176,6 +176,9 @@ def run_project(
             except StageError as err:
                 result.error = str(err)
                 ws.say(f"error: {err}")
+            except Exception as err:  # a model that fails stops only itself; the rest still train
+                result.error = f"{type(err).__name__}: {err}"
+                ws.say(f"error: model '{name}' failed: {result.error}")
             result.seconds = time.perf_counter() - started
             summary.models.append(result)
         if bar is not None:

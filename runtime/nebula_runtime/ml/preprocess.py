@@ -154,7 +154,8 @@ class FillMissing(TransformerMixin, BaseEstimator):
         self.fill_value = fill_value
 
     def fit(self, X: pd.DataFrame, y: Any = None) -> FillMissing:
-        columns = list(self.columns) if self.columns else [str(c) for c in X.columns if X[c].isna().any()]
+        # without a list, every column gets a fill value, so serving can fill one that training never saw empty
+        columns = list(self.columns) if self.columns else [str(c) for c in X.columns]
         self.fills_: dict[str, Any] = {}
         for column in columns:
             values = X[column]
@@ -273,6 +274,11 @@ def step_pipeline(name: str, step: Mapping[str, Any]) -> list[tuple[str, Any]]:
         )
     if step.get("features"):
         stages.append((f"{name}.features", DeriveFeatures(dict(step["features"]))))
+        if missing and missing.get("strategy", "median") != "drop":  # 1/0 in a derived feature is missing too
+            strategy = missing.get("strategy", "median")
+            stages.append(
+                (f"{name}.fill-features", FillMissing(strategy, list(step["features"]), missing.get("fill_value")))
+            )
     parts: list[tuple[str, Any, list[str]]] = []
     if transform.get("log"):
         parts.append(("log", FunctionTransformer(_log1p, feature_names_out="one-to-one"), list(transform["log"])))

@@ -107,3 +107,27 @@ def drifted(ws: Workspace, project: str, model: str) -> list[dict[str, Any]]:
                     }
                 )
     return found
+
+
+def awaiting_promotion(ws: Workspace, project: str, model: str) -> int | None:
+    """A registered version newer than every version the deployments serve: a retraining that waits for a person
+    (production aliases do not move on their own), so drift must not start yet another one."""
+    served: list[int] = []
+    for name in ws.names("deployment", project):
+        for variant in (ws.spec("deployment", project, name).get("variants") or {}).values():
+            if variant.get("model") == model:
+                version = _version(ws, project, model, variant.get("version", "champion"))
+                if version is not None:
+                    served.append(version.version)
+    if not served:
+        return None
+    with ws.store.sessions() as session:
+        newest = session.scalar(
+            select(ModelVersion.version)
+            .where(
+                ModelVersion.environment == ws.environment, ModelVersion.project == project, ModelVersion.model == model
+            )
+            .order_by(ModelVersion.version.desc())
+            .limit(1)
+        )
+    return int(newest) if newest is not None and newest > max(served) else None

@@ -106,7 +106,12 @@ class Loaded:
 
 def _fits(kind: str, value: Any) -> bool:
     if kind in ("integer", "float"):
-        return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(float(value))
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            return False
+        try:
+            return math.isfinite(float(value))
+        except OverflowError:  # an integer too large for a float
+            return False
     if kind == "boolean":
         return isinstance(value, bool | int | str)
     return isinstance(value, str | int | float | bool)

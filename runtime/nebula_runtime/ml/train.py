@@ -5,7 +5,7 @@ written while it trains (readable through `GET /v1/projects/{p}/runs/{id}`), and
 it ends `succeeded` or `failed` with params, metrics, the dataset version, the
 manifest revision and timing. Its artifacts (the fitted pipeline, the reference
 profile for drift, the evaluation) go to the artifact store under
-`runs/<project>/<model>/<run id>/`. A version is registered only when every gate
+`runs/<environment>/<project>/<model>/<run id>/`. A version is registered only when every gate
 passes.
 """
 
@@ -27,6 +27,7 @@ import pandas as pd
 from sklearn.model_selection import KFold, StratifiedKFold, cross_val_score, train_test_split
 from sklearn.pipeline import Pipeline
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
 from nebula_compile.spec.catalog import SUPERVISED
 from nebula_compile.state.schema import AuditEntry, ModelAlias, ModelVersion, RunMetric, TrainingRun
@@ -467,7 +468,7 @@ def train(ws: Workspace, project: str, name: str, trigger: str = "manual") -> Ou
             "revision": ws.revision,
             "trained_at": _now().isoformat(),
         }
-        folder = f"runs/{project}/{name}/{run_id}"
+        folder = f"runs/{ws.environment}/{project}/{name}/{run_id}"
         # the drift reference: at most PROFILE_ROWS training inputs (ample for quantiles); the split shuffled the
         # rows with the seed already, so the first ones are a random sample
         sample = X_train.iloc[:PROFILE_ROWS]
@@ -544,6 +545,34 @@ def register(ws: Workspace, project: str, name: str, outcome: Outcome) -> int | 
         return None
     production = bool((ws.manifest.get("settings") or {}).get("production"))
     served = _served_aliases(ws, project, name)
+    for attempt in range(50):
+        try:
+            number, moved = _record_version(ws, project, name, outcome, served, production)
+            break
+        except IntegrityError:  # another run took this number at the same moment: take the next
+            if attempt == 49:
+                raise StageError(f"model '{name}': too many concurrent registrations; run register again") from None
+            time.sleep(0.01 * (1 + attempt % 5))
+    registry.write_version(ws.artifacts, ws.environment, project, name, number, outcome.artifact)
+    with ws.store.sessions() as session:  # mirror what the store holds now, not what this run wished
+        current = {
+            a.alias: a.version
+            for a in session.scalars(
+                select(ModelAlias).where(
+                    ModelAlias.environment == ws.environment, ModelAlias.project == project, ModelAlias.model == name
+                )
+            )
+        }
+    for alias in moved:
+        registry.write_alias(ws.artifacts, ws.environment, project, name, alias, current.get(alias, number))
+    ws.say(f"{name}: registered version {number} ({', '.join(moved)})")
+    return number
+
+
+def _record_version(
+    ws: Workspace, project: str, name: str, outcome: Outcome, served: list[str], production: bool
+) -> tuple[int, list[str]]:
+    """One transaction: the next version number, the version row, the aliases, the audit entry."""
     at = _now()
     with ws.store.sessions.begin() as session:
         existing = session.scalar(
@@ -555,7 +584,7 @@ def register(ws: Workspace, project: str, name: str, outcome: Outcome) -> int | 
             )
         )
         if existing is not None:
-            return existing.version
+            return existing.version, []
         top = session.scalar(
             select(func.max(ModelVersion.version)).where(
                 ModelVersion.environment == ws.environment,
@@ -608,11 +637,7 @@ def register(ws: Workspace, project: str, name: str, outcome: Outcome) -> int | 
                 details={"project": project, "model": name, "version": number, "run": outcome.run_id, "aliases": moved},
             )
         )
-    registry.write_version(ws.artifacts, ws.environment, project, name, number, outcome.artifact)
-    for alias in moved:
-        registry.write_alias(ws.artifacts, ws.environment, project, name, alias, number)
-    ws.say(f"{name}: registered version {number} ({', '.join(moved)})")
-    return number
+    return number, moved
 
 
 def _served_aliases(ws: Workspace, project: str, name: str) -> list[str]:
