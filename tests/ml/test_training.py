@@ -299,3 +299,16 @@ def test_one_failing_model_stops_only_itself(tmp_path: Path) -> None:
     results = {m.model: m for m in summary.models}
     assert results["linear"].version is None and "NaN" in str(results["linear"].error)
     assert results["tree"].version == 1
+
+
+@pytest.mark.parametrize("labels", [[False, True], ["no", "yes"], [0, 1, 2, 3]])
+def test_the_confusion_matrix_is_scikit_learns(labels: list[object]) -> None:
+    from sklearn.metrics import confusion_matrix
+
+    from nebula_runtime.ml.estimators import confusion
+
+    rng = np.random.default_rng(0)
+    truth, said = rng.choice(np.asarray(labels), 500), rng.choice(np.asarray(labels), 500)
+    assert confusion(truth, said, labels)["matrix"] == confusion_matrix(truth, said, labels=labels).tolist()
+    unseen = np.asarray(["a", "zz"], dtype=object)  # a label outside the classes is left out, as scikit-learn does
+    assert confusion(unseen, np.asarray(["a", "a"], dtype=object), ["a", "b"])["matrix"] == [[1, 0], [0, 0]]

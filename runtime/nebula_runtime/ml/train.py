@@ -420,7 +420,8 @@ def train(ws: Workspace, project: str, name: str, trigger: str = "manual") -> Ou
         if not target or target not in frame.columns:
             raise StageError(f"model '{name}': the data has no target column '{target}'")
         y: pd.Series | None = _target(frame, target, kinds.get(target), task)
-        X = frame.drop(columns=[target])
+        X = frame
+        X.pop(target)  # the frame is this run's own: taking the column out spares a copy of every other
     else:
         y, X = None, frame
     if len(X) < 10:
