@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -73,6 +74,31 @@ class ArtifactStore:
             raise
         return key
 
+    def write_many(self, items: dict[str, bytes]) -> None:
+        """Several objects at once (a run's artifacts): written, made durable together, then each renamed into
+        place; a reader sees each one whole or not at all."""
+        if self.s3 or len(items) < 2:
+            for key, data in items.items():
+                self.write(key, data)
+            return
+        staged: list[tuple[str, Path]] = []
+        try:
+            for key, data in items.items():
+                target = self.root / self._key(key)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+                staged.append((temporary, target))
+                with os.fdopen(fd, "wb") as out:
+                    out.write(data)
+            with ThreadPoolExecutor(max_workers=len(staged)) as pool:  # the file system commits them together
+                list(pool.map(_fsync, [temporary for temporary, _ in staged]))
+            for temporary, target in staged:
+                os.replace(temporary, target)
+        except BaseException:
+            for temporary, _ in staged:
+                Path(temporary).unlink(missing_ok=True)
+            raise
+
     def exists(self, key: str) -> bool:
         name = self._key(key)
         if self.s3:
@@ -107,6 +133,14 @@ class ArtifactStore:
             Path(temporary).unlink(missing_ok=True)
             raise ArtifactError(f"artifact '{key}' could not be read from {self.location}: {err}") from None
         return path
+
+
+def _fsync(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def md5_of(data: bytes) -> str:

@@ -17,6 +17,7 @@ import math
 import time
 import traceback
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -39,6 +40,7 @@ from nebula_runtime.ml.workspace import StageError, Workspace
 
 ARTIFACT = "model.joblib"
 PROFILE_ROWS = 5_000
+_BACKGROUND = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nebula-profile")
 
 
 def _now() -> datetime:
@@ -435,6 +437,15 @@ def train(ws: Workspace, project: str, name: str, trigger: str = "manual") -> Ou
         X_train, X_test, y_train, y_test, X_val, y_val = _split(
             X, y, spec.get("split") or {}, seed, task == "classification"
         )
+        dropped = {c for _, step in steps for c in (step.get("clean") or {}).get("drop_columns") or []}
+        features = [str(c) for c in X.columns if str(c) not in dropped]  # what a caller sends to predict
+        inputs = {c: kinds.get(c, "float") for c in features}
+        # the drift reference: at most PROFILE_ROWS training inputs (ample for quantiles; the split shuffled the
+        # rows with the seed, so the first ones are a random sample), built on a thread while the model fits
+        sample = X_train.iloc[:PROFILE_ROWS]
+        profiling = _BACKGROUND.submit(
+            drift_profile, {c: sample[c].to_numpy() for c in features}, kinds=inputs, seed=seed
+        )
         tuning = None
         tuned: dict[str, Any] = {}
         if spec.get("tuning") and y_train is not None:
@@ -451,8 +462,6 @@ def train(ws: Workspace, project: str, name: str, trigger: str = "manual") -> Ou
         metrics, extra = evaluate_model(spec, pipeline, X_test, y_test)
         gates = est.check_gates(spec.get("gates") or [], metrics)
         seconds = time.perf_counter() - started
-        dropped = {c for _, step in steps for c in (step.get("clean") or {}).get("drop_columns") or []}
-        features = [str(c) for c in X.columns if str(c) not in dropped]  # what a caller sends to predict
         meta = {
             "project": project,
             "model": name,
@@ -461,7 +470,7 @@ def train(ws: Workspace, project: str, name: str, trigger: str = "manual") -> Ou
             "algorithm": spec["algorithm"],
             "framework": spec.get("framework"),
             "target": target,
-            "inputs": {c: kinds.get(c, "float") for c in features},
+            "inputs": inputs,
             "classes": _classes(pipeline.named_steps["model"]),
             "metrics": metrics,
             "params": {**params, **tuned, "seed": seed},
@@ -470,16 +479,14 @@ def train(ws: Workspace, project: str, name: str, trigger: str = "manual") -> Ou
             "trained_at": _now().isoformat(),
         }
         folder = f"runs/{ws.environment}/{project}/{name}/{run_id}"
-        # the drift reference: at most PROFILE_ROWS training inputs (ample for quantiles); the split shuffled the
-        # rows with the seed already, so the first ones are a random sample
-        sample = X_train.iloc[:PROFILE_ROWS]
-        reference = drift_profile(
-            {c: sample[c].to_numpy() for c in features}, kinds={c: meta["inputs"][c] for c in features}, seed=seed
-        )
-        ws.artifacts.write(f"{folder}/{ARTIFACT}", _bundle(pipeline, meta))
-        ws.artifacts.write(f"{folder}/profile.json", json.dumps(reference, sort_keys=True).encode())
         evaluation = {"metrics": metrics, "gates": gates, **extra, "tuning": tuning}
-        ws.artifacts.write(f"{folder}/evaluation.json", json.dumps(evaluation, sort_keys=True, default=str).encode())
+        ws.artifacts.write_many(
+            {
+                f"{folder}/{ARTIFACT}": _bundle(pipeline, meta),
+                f"{folder}/profile.json": json.dumps(profiling.result(), sort_keys=True).encode(),
+                f"{folder}/evaluation.json": json.dumps(evaluation, sort_keys=True, default=str).encode(),
+            }
+        )
         outcome = Outcome(
             run_id, name, metrics, meta["params"], gates, folder, version.data_id, seconds, curves.history, tuning
         )
