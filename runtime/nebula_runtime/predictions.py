@@ -186,13 +186,7 @@ def _deployments(rt: Runtime, name: str, project: str | None) -> list[m.Deployme
     if project is not None:
         found = [services.get_deployment(rt, project, name)]
     else:
-        projects = [
-            str(r[0])
-            for r in rt.reader.rows(
-                "SELECT name FROM resources WHERE environment = ? AND kind = 'project' ORDER BY name", [rt.environment]
-            )
-        ]
-        found = [d for items in services.deployments_for(rt, projects).values() for d in items if d.name == name]
+        found = [d for items in services.deployments_for(rt, _projects(rt)).values() for d in items if d.name == name]
     if len(_routes) > 1000:  # names asked for that do not exist must not grow it without bound
         _routes.clear()
     _routes[key] = (time.monotonic(), found)
@@ -214,6 +208,23 @@ def find_deployment(rt: Runtime, principal: Principal, name: str, project: str |
         where = ", ".join(f"/v1/projects/{d.project}/deployments/{name}" for d in candidates)
         raise ApiError(409, f"several projects have a deployment '{name}'; use one of {where}")
     return candidates[0]
+
+
+def _projects(rt: Runtime) -> list[str]:
+    """Every project of the served environment (the caller's access is checked by whoever asks)."""
+    rows = rt.reader.rows(
+        "SELECT name FROM resources WHERE environment = ? AND kind = 'project' ORDER BY name", [rt.environment]
+    )
+    return [str(r[0]) for r in rows]
+
+
+def _spec(rt: Runtime, kind: str, project: str, name: str) -> dict[str, Any]:
+    """A reconciled resource's spec; {} when it is not there."""
+    rows = rt.reader.rows(
+        "SELECT spec FROM resources WHERE environment = ? AND kind = ? AND project = ? AND name = ?",
+        [rt.environment, kind, project, name],
+    )
+    return dict(services._json(rows[0][0])) if rows else {}
 
 
 def choose(deployment: m.Deployment, key: str | None) -> m.Variant:
@@ -394,12 +405,7 @@ def _refresh_accuracy(rt: Runtime, deployment: m.Deployment) -> None:
 
 
 def _task(rt: Runtime, project: str, model: str) -> str:
-    rows = rt.reader.rows(
-        "SELECT spec FROM resources WHERE environment = ? AND kind = 'model' AND project = ? AND name = ?",
-        [rt.environment, project, model],
-    )
-    spec = services._json(rows[0][0]) if rows else {}
-    return str(spec.get("task") or "classification")
+    return str(_spec(rt, "model", project, model).get("task") or "classification")
 
 
 def report(rt: Runtime, deployment: m.Deployment, since: datetime | None) -> m.AbReport:
@@ -514,11 +520,7 @@ def drift(rt: Runtime, principal: Principal, name: str, project: str | None = No
 
 
 def _monitoring(rt: Runtime, deployment: m.Deployment) -> Mapping[str, Any]:
-    rows = rt.reader.rows(
-        "SELECT spec FROM resources WHERE environment = ? AND kind = 'deployment' AND project = ? AND name = ?",
-        [rt.environment, deployment.project, deployment.name],
-    )
-    spec = services._json(rows[0][0]) if rows else {}
+    spec = _spec(rt, "deployment", deployment.project, deployment.name)
     return (spec.get("monitoring") or {}).get("drift") or {}
 
 
@@ -589,13 +591,7 @@ def refresh_gauges(rt: Runtime) -> None:
     if time.monotonic() - last < GAUGE_SECONDS:
         return
     _refreshed[id(rt)] = time.monotonic()
-    projects = [
-        str(r[0])
-        for r in rt.reader.rows(
-            "SELECT name FROM resources WHERE environment = ? AND kind = 'project' ORDER BY name", [rt.environment]
-        )
-    ]
-    for deployments in services.deployments_for(rt, projects).values():
+    for deployments in services.deployments_for(rt, _projects(rt)).values():
         for deployment in deployments:
             if not _monitoring(rt, deployment):
                 continue

@@ -48,7 +48,7 @@ from nebula_compile.spec.types import duration_seconds
 from nebula_runtime.ml import drift as driftlib
 from nebula_runtime.ml.artifacts import ArtifactError, ArtifactStore
 from nebula_runtime.ml.registry import resolve
-from nebula_runtime.ml.serving import InputError, Loaded, load
+from nebula_runtime.ml.serving import BodyError, InputError, Loaded, load, rows_of
 
 DRIFT_EVERY_SECONDS = 30.0
 RELOAD_SECONDS = 60.0
@@ -172,14 +172,11 @@ def create_server(
     @app.post("/predict")
     def predict() -> Response:
         started = time.perf_counter()
-        body = request.get_json(silent=True)
-        if not isinstance(body, dict) or (("inputs" in body) == ("input" in body)):
+        try:
+            rows = rows_of(request.get_json(silent=True))
+        except BodyError as err:
             requests_total.labels(deployment, variant, "400").inc()
-            return _error(400, "bad_request", "send a JSON object with `inputs` (a list of rows) or `input` (one row)")
-        rows = body["inputs"] if "inputs" in body else [body["input"]]
-        if not isinstance(rows, list):
-            requests_total.labels(deployment, variant, "400").inc()
-            return _error(400, "bad_request", "`inputs` must be a list of rows")
+            return _error(400, "bad_request", str(err))
         current = model_now()
         try:
             outputs = current.predict(rows)
@@ -310,15 +307,11 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
             return app
 
     sys.stderr.write(
-        f"nebula: serving {found['project']}/{found['model']} version {resolve_text(found)} "
+        f"nebula: serving {found['project']}/{found['model']} version {found['version']} "
         f"on http://{args.host}:{found['port']}\n"
     )
     Server().run()
     return 0
-
-
-def resolve_text(found: Mapping[str, Any]) -> str:
-    return str(found["version"])
 
 
 if __name__ == "__main__":

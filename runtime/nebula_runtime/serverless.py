@@ -25,7 +25,7 @@ from typing import Any
 
 from nebula_runtime.ml.artifacts import ArtifactError, ArtifactStore
 from nebula_runtime.ml.registry import resolve
-from nebula_runtime.ml.serving import InputError, Loaded, load
+from nebula_runtime.ml.serving import BodyError, InputError, Loaded, load, rows_of
 
 _loaded: dict[tuple[str, ...], tuple[float, Loaded]] = {}
 ALIAS_SECONDS = 60.0
@@ -103,11 +103,10 @@ def _model(environ: Mapping[str, str], spec: Mapping[str, Any]) -> Loaded:
 
 
 def predict(body: Any, environ: Mapping[str, str]) -> dict[str, Any]:
-    if not isinstance(body, dict) or (("inputs" in body) == ("input" in body)):
-        raise HandlerError(400, "send a JSON object with `inputs` (a list of rows) or `input` (one row)")
-    rows = body["inputs"] if "inputs" in body else [body["input"]]
-    if not isinstance(rows, list):
-        raise HandlerError(400, "`inputs` must be a list of rows")
+    try:
+        rows = rows_of(body)
+    except BodyError as err:
+        raise HandlerError(400, str(err)) from None
     key = body.get("key")
     variants = _variants(environ)
     deployment = environ.get("NEBULA_DEPLOYMENT") or "function"

@@ -202,14 +202,6 @@ def load(ws: Workspace, version: DataVersion) -> pd.DataFrame:
     return frame
 
 
-def version_by_id(ws: Workspace, data_id: str) -> DataVersion:
-    with ws.store.sessions() as session:
-        row = session.get(DatasetVersion, data_id)
-    if row is None:
-        raise StageError(f"dataset version {data_id} does not exist")
-    return services._version_out(row, created=False)
-
-
 def training_frame(ws: Workspace, project: str, source: str) -> tuple[pd.DataFrame, DataVersion, dict[str, str]]:
     """The rows a model trains on: the root dataset's pinned version (`version:` in nebula.yaml) or its latest,
     typed by the declared columns.

@@ -55,7 +55,7 @@ import time
 import zlib
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import date, datetime
 from typing import Any, Final
 
@@ -220,17 +220,7 @@ class FeatureDrift:
     drifted: bool
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "kind": self.kind,
-            "psi": self.psi,
-            "ks_statistic": self.ks_statistic,
-            "ks_pvalue": self.ks_pvalue,
-            "wasserstein": self.wasserstein,
-            "chi2_pvalue": self.chi2_pvalue,
-            "score": self.score,
-            "drifted": self.drifted,
-        }
+        return asdict(self)
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 import numpy as np
 from sklearn import metrics as skm
-from sklearn.base import BaseEstimator, ClusterMixin, TransformerMixin, clone
+from sklearn.base import BaseEstimator, ClusterMixin, TransformerMixin
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.cluster import DBSCAN, AgglomerativeClustering, KMeans
 from sklearn.decomposition import PCA
@@ -335,10 +335,11 @@ def confusion(y_true: Any, y_pred: Any, classes: Sequence[Any]) -> dict[str, Any
         matrix = np.bincount(t * k + p, minlength=k * k).reshape(k, k)
     else:
         matrix = skm.confusion_matrix(truth, said, labels=list(classes))
-    return {"labels": [_plain(c) for c in classes], "matrix": matrix.tolist()}
+    return {"labels": [plain(c) for c in classes], "matrix": matrix.tolist()}
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
+    """A numpy scalar as the Python value it holds (for JSON); anything else as it is."""
     return value.item() if isinstance(value, np.generic) else value
 
 
@@ -443,7 +444,3 @@ def better(metric: str, direction: str | None = None) -> Literal["minimize", "ma
     if direction in ("minimize", "maximize"):
         return direction  # type: ignore[return-value]
     return "minimize" if metric in LOWER_IS_BETTER else "maximize"
-
-
-def fresh(model: Any) -> Any:
-    return clone(model)

@@ -24,7 +24,6 @@ from sklearn.preprocessing import FunctionTransformer, MinMaxScaler, OneHotEncod
 from nebula_compile.spec.expressions import parse
 
 NUMERIC = ("integer", "float")
-TEXT = ("string", "category", "datetime", "image")
 
 _FUNCTIONS: dict[str, Callable[..., Any]] = {
     "log": np.log,

@@ -21,6 +21,7 @@ import pandas as pd
 
 from nebula_runtime.ml import preprocess
 from nebula_runtime.ml.artifacts import ArtifactStore
+from nebula_runtime.ml.estimators import plain
 
 MAX_ROWS = 10_000
 
@@ -31,6 +32,20 @@ class InputError(ValueError):
     def __init__(self, message: str, details: list[dict[str, Any]] | None = None) -> None:
         super().__init__(message)
         self.details = details or []
+
+
+class BodyError(ValueError):
+    """A prediction request that is not `{"inputs": [rows]}` or `{"input": row}`."""
+
+
+def rows_of(body: Any) -> list[Any]:
+    """The rows of a prediction request body, as the model server and the Lambda handler take it."""
+    if not isinstance(body, dict) or (("inputs" in body) == ("input" in body)):
+        raise BodyError("send a JSON object with `inputs` (a list of rows) or `input` (one row)")
+    rows = body["inputs"] if "inputs" in body else [body["input"]]
+    if not isinstance(rows, list):
+        raise BodyError("`inputs` must be a list of rows")
+    return rows
 
 
 @dataclass(frozen=True)
@@ -94,12 +109,12 @@ class Loaded:
                 names = [str(c) for c in classes]
                 return [
                     {
-                        "prediction": _plain(classes[int(np.argmax(row))]),
+                        "prediction": plain(classes[int(np.argmax(row))]),
                         "probabilities": {c: round(float(p), 6) for c, p in zip(names, row, strict=True)},
                     }
                     for row in probabilities
                 ]
-            return [{"prediction": _plain(value)} for value in self.pipeline.predict(frame)]
+            return [{"prediction": plain(value)} for value in self.pipeline.predict(frame)]
         except (ValueError, TypeError) as err:
             raise InputError(f"the model cannot use this input: {err}") from None
 
@@ -115,12 +130,6 @@ def _fits(kind: str, value: Any) -> bool:
     if kind == "boolean":
         return isinstance(value, bool | int | str)
     return isinstance(value, str | int | float | bool)
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
 
 
 def load(artifacts: ArtifactStore, folder: str, project: str, model: str, version: int) -> Loaded:

@@ -72,20 +72,6 @@ class Outcome:
     def passed(self) -> bool:
         return all(g["passed"] for g in self.gates)
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "run_id": self.run_id,
-            "model": self.model,
-            "metrics": self.metrics,
-            "params": self.params,
-            "gates": self.gates,
-            "passed": self.passed,
-            "artifact": self.artifact,
-            "dataset_version_id": self.dataset_version_id,
-            "seconds": round(self.seconds, 3),
-            "tuning": self.tuning,
-        }
-
 
 class Curves:
     """Writes per-epoch points to the state store as they come, so the API shows a run while it trains."""
@@ -278,13 +264,9 @@ def tune(
         "cv": folds,
         "trials": len(study.trials),
         "best_value": float(best.value) if best.value is not None else None,
-        "best_params": {k: _plain(v) for k, v in best.params.items()},
+        "best_params": {k: est.plain(v) for k, v in best.params.items()},
     }
     return summary["best_params"], summary
-
-
-def _plain(value: Any) -> Any:
-    return value.item() if isinstance(value, np.generic) else value
 
 
 def _start(ws: Workspace, project: str, model: str, params: Mapping[str, Any], version_id: str, trigger: str) -> str:
@@ -322,7 +304,7 @@ def _finish(ws: Workspace, run_id: str, status: str, **values: Any) -> None:
 
 def _classes(model: Any) -> list[Any] | None:
     found = getattr(model, "classes_", None)
-    return None if found is None else [_plain(c) for c in found]
+    return None if found is None else [est.plain(c) for c in found]
 
 
 def _fit(
